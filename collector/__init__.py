@@ -1,0 +1,3 @@
+"""The Narrows collector: receive OTLP and Zipkin, keep everything in DuckDB, answer queries."""
+
+__all__: list[str] = []

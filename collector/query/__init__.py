@@ -1,0 +1,1 @@
+"""Query API: the Jaeger API v3 for traces and the Narrows aggregates."""

@@ -1,0 +1,1 @@
+"""Receivers: turn protocol payloads into validated column batches for the writer."""

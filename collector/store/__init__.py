@@ -1,0 +1,1 @@
+"""Storage: the DuckDB schema, the single writer and the readers."""

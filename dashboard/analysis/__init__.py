@@ -1,0 +1,1 @@
+"""Pure analysis over traces and data frames: no I/O, no Streamlit."""

@@ -1,0 +1,1 @@
+"""Reusable renderers (figures and tables) shared by pages."""

@@ -1,0 +1,1 @@
+"""Thin Streamlit pages: read widgets, call cached loaders and analysis, render components."""
