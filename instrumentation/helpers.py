@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-__all__ = ["CacheLookup", "cache_lookup", "shard_span"]
+__all__ = ["CacheLookup", "ShardQuery", "cache_lookup", "shard_span"]
 
 _tracer = trace.get_tracer("narrows.instrumentation")
+
+
+@dataclass
+class ShardQuery:
+    """Yielded by ``shard_span``; set ``pool_wait_s`` to the time spent waiting for a
+    connection, so queueing is recorded apart from query time."""
+
+    span: Span
+    pool_wait_s: float = 0.0
 
 
 @contextmanager
@@ -26,8 +35,8 @@ def shard_span(
     system: str = "sqlite",
     operation: str = "SELECT",
     collection: str = "items",
-) -> Iterator[Span]:
-    """A CLIENT span around one query on one shard."""
+) -> Iterator[ShardQuery]:
+    """A CLIENT span around one query on one shard (pool wait included in the span)."""
     with _tracer.start_as_current_span(
         f"{operation} {collection}",
         kind=SpanKind.CLIENT,
@@ -39,7 +48,11 @@ def shard_span(
             "app.shard.id": str(shard_id),
         },
     ) as span:
-        yield span
+        query = ShardQuery(span)
+        try:
+            yield query
+        finally:
+            span.set_attribute("app.pool.wait_ms", query.pool_wait_s * 1000.0)
 
 
 @dataclass
