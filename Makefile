@@ -60,8 +60,9 @@ integration: $(DEV_STAMP) system-deps
 e2e: $(DEV_STAMP) system-deps
 	$(VENV)/bin/pytest tests/e2e
 
+# `make bench BENCH=ingest` runs one benchmark.
 bench: $(DEV_STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH)
 
 fuzz: $(DEV_STAMP)
 	NARROWS_FUZZ_SECONDS=$${NARROWS_FUZZ_SECONDS:-600} $(VENV)/bin/pytest -m fuzz tests

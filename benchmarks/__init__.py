@@ -1,0 +1,1 @@
+"""Benchmarks: each module with a ``main(argv) -> int`` is run by ``make bench``."""
