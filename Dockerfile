@@ -1,0 +1,21 @@
+# Narrows image: the demo app, the collector and the dashboard (one image, several commands).
+# Multi-stage: build wheels with the compiler toolchain, run on a slim base as a non-root user.
+FROM python:3.11.10-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY narrows ./narrows
+COPY instrumentation ./instrumentation
+COPY collector ./collector
+COPY dashboard ./dashboard
+COPY demo_app ./demo_app
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11.10-slim-bookworm
+RUN useradd --create-home --uid 10001 narrows
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER narrows
+WORKDIR /home/narrows
+ENV PYTHONUNBUFFERED=1
+ENTRYPOINT ["narrows"]
+CMD ["--help"]

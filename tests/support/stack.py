@@ -1,0 +1,121 @@
+"""Start Narrows processes for tests: a collector, a demo app, a whole `narrows up`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from narrows.ports import free_port
+from tests.support.procs import OwnedProcess, narrows_cmd, wait_for, wait_http
+
+__all__ = ["CollectorProc", "UpStack", "collector_proc", "narrows_up", "wait_trace"]
+
+
+@dataclass
+class CollectorProc:
+    proc: OwnedProcess
+    data_dir: Path
+    otlp_port: int
+    zipkin_port: int
+    query_port: int
+
+    @property
+    def otlp_url(self) -> str:
+        return f"http://127.0.0.1:{self.otlp_port}"
+
+    @property
+    def zipkin_url(self) -> str:
+        return f"http://127.0.0.1:{self.zipkin_port}"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+
+@contextmanager
+def collector_proc(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None, name: str = "collector"
+) -> Iterator[CollectorProc]:
+    """`narrows collector` on free ports, stopped (SIGTERM) at the end."""
+    otlp, zipkin, query = free_port(), free_port(), free_port()
+    proc = OwnedProcess.start(
+        name,
+        narrows_cmd(
+            "collector",
+            "--data-dir",
+            str(data_dir),
+            "--otlp-port",
+            str(otlp),
+            "--zipkin-port",
+            str(zipkin),
+            "--query-port",
+            str(query),
+            *extra,
+        ),
+        data_dir.parent / "logs",
+        env=env,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{query}/healthz", 60, proc)
+        yield CollectorProc(proc, data_dir, otlp, zipkin, query)
+    finally:
+        proc.stop()
+
+
+def wait_trace(query_url: str, trace_id: str, timeout: float = 10.0) -> dict[str, object]:
+    """Poll get-trace until the trace is there; return the response JSON."""
+    found: dict[str, object] = {}
+
+    def there() -> bool:
+        resp = httpx.get(f"{query_url}/api/v3/traces/{trace_id}", timeout=2)
+        if resp.status_code == 200:
+            found.update(resp.json())
+            return True
+        return False
+
+    wait_for(there, timeout, f"trace {trace_id} at {query_url}")
+    return found
+
+
+@dataclass
+class UpStack:
+    proc: OwnedProcess
+    data_dir: Path
+    endpoints: dict[str, str]
+
+
+@contextmanager
+def narrows_up(data_dir: Path, *extra: str, timeout: float = 120) -> Iterator[UpStack]:
+    """`narrows up --ports free` until it prints 'all services ready'."""
+    proc = OwnedProcess.start(
+        "narrows-up",
+        narrows_cmd(
+            "up",
+            "--ports",
+            "free",
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ),
+        data_dir.parent / "logs",
+    )
+    try:
+        wait_for(
+            lambda: "all services ready" in proc.log(),
+            timeout,
+            "narrows up to be ready",
+            proc,
+            interval=0.3,
+        )
+        endpoints = json.loads((data_dir / "endpoints.json").read_text())
+        yield UpStack(proc, data_dir, endpoints)
+    finally:
+        started = time.monotonic()
+        proc.stop()
+        assert time.monotonic() - started < 30
