@@ -23,8 +23,22 @@ from tests.support.servers import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+
+
+def _find_fixtures() -> Path:
+    """The shared fixtures live beside the checkout (``../shared``); CI may clone elsewhere."""
+    candidates = [
+        os.environ.get("NARROWS_FIXTURES", ""),
+        REPO.parent / "shared" / "fixtures",
+        "/work/shared/fixtures",
+    ]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return REPO.parent / "shared" / "fixtures"
+
+
+FIXTURES = _find_fixtures()
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("NARROWS_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -63,7 +77,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
-        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+        pytest.skip(f"shared fixtures not found at {FIXTURES} (set NARROWS_FIXTURES)")
     return FIXTURES
 
 
