@@ -1,4 +1,8 @@
-"""Wires receivers, the writer and the query API into servers, and runs them in one process."""
+"""Builds the collector from settings and runs its servers in one process.
+
+Start-up order matters for durability: open DuckDB, replay the write-ahead log past the
+position DuckDB committed, then start the log and the writer threads, then listen.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +10,198 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from collector.auth import BearerAuth
+from collector.ingest import Kind, MalformedBody, decode
+from collector.pipeline import Pipeline
+from collector.query.aggregates import AggregatesApi
 from collector.query.jaeger_v3 import JaegerV3Api
+from collector.query.params import Bounds
+from collector.query.runner import QueryRunner
+from collector.query.signals import SignalsApi
 from collector.receivers.otlp import OtlpReceiver
+from collector.receivers.scrape import Scraper, parse_target
+from collector.receivers.zipkin import ZipkinReceiver
+from collector.selfmetrics import SelfMetrics
 from collector.settings import CollectorSettings
-from collector.store.reader import SpanReader
+from collector.store.gate import MemoryGate
+from collector.store.retention import Retention, used_bytes
 from collector.store.schema import create_schema
-from collector.store.writer import SpanWriter
+from collector.store.wal import WriteAheadLog
+from collector.store.writer import Batch, StoreWriter, insert_batches
 
 __all__ = ["Collector", "serve"]
 
 _log = logging.getLogger(__name__)
+_REPLAY_GROUP_ROWS = 100_000
+
+
+def _connect(settings: CollectorSettings) -> duckdb.DuckDBPyConnection:
+    config: dict[str, Any] = {}
+    if settings.duckdb_threads > 0:
+        config["threads"] = settings.duckdb_threads
+    if settings.duckdb_memory:
+        config["memory_limit"] = settings.duckdb_memory
+    conn = duckdb.connect(str(settings.db_path), config=config)
+    create_schema(conn)
+    return conn
+
+
+def replay(conn: duckdb.DuckDBPyConnection, wal: WriteAheadLog) -> tuple[int, list[bytes]]:
+    """Insert every logged request DuckDB does not have yet; (records replayed, digests)."""
+    row = conn.execute("SELECT value FROM ingest_state WHERE name = 'wal_position'").fetchone()
+    committed = int(row[0]) if row else 0
+    group: list[Batch] = []
+    rows = 0
+    replayed = 0
+    digests: list[bytes] = []
+    for end, rec in wal.replay(committed):
+        digest = rec.digest if any(rec.digest) else None
+        try:
+            decoded = decode(Kind(rec.kind), rec.body, rec.received_ns, rec.meta)
+        except (MalformedBody, ValueError):
+            _log.exception("skipping an undecodable write-ahead-log record")
+            continue
+        group.append(Batch(decoded, digest, rec.received_ns, position=end))
+        if digest:
+            digests.append(digest)
+        rows += decoded.accepted
+        replayed += 1
+        if rows >= _REPLAY_GROUP_ROWS:
+            insert_batches(conn, group)
+            group, rows = [], 0
+    if group:
+        insert_batches(conn, group)
+    return replayed, digests
 
 
 @dataclass
 class Collector:
-    """The collector's parts, built from settings; ``close`` drains the writer."""
+    """The collector's parts; ``close`` stores everything acknowledged, then stops."""
 
     settings: CollectorSettings
     conn: duckdb.DuckDBPyConnection
-    writer: SpanWriter
-    otlp_app: Starlette
-    query_app: Starlette
+    wal: WriteAheadLog
+    writer: StoreWriter
+    pipeline: Pipeline
+    metrics: SelfMetrics
+    otlp_app: ASGIApp
+    zipkin_app: ASGIApp
+    query_app: ASGIApp
 
     @classmethod
     def build(cls, settings: CollectorSettings) -> Collector:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(str(settings.db_path))
-        create_schema(conn)
-        writer = SpanWriter(conn.cursor(), settings.queue_capacity)
-        reader = SpanReader(conn)
-        otlp_app = Starlette(routes=OtlpReceiver(writer).routes())
+        conn = _connect(settings)
+        wal = WriteAheadLog(settings.wal_dir, fsync=settings.wal_fsync)
+        t0 = time.monotonic()
+        replayed, digests = replay(conn, wal)
+        if replayed:
+            _log.info("replayed %d write-ahead-log records in %.1fs", replayed, time.monotonic() - t0)
+        metrics = SelfMetrics()
+        gate = MemoryGate(settings.queue_bytes)
+        metrics.queue_capacity.set(settings.queue_bytes)
+        retention = Retention(settings.retention_ns, settings.max_size)
+        writer = StoreWriter(conn.cursor(), gate, metrics, retention, wal.drop_before)
+        wal.sync_seconds = metrics.wal_sync_seconds.observe
+        pipeline = Pipeline(wal, writer, gate, metrics)
+        for (digest,) in conn.execute(
+            "SELECT digest FROM request_digests ORDER BY received_ns DESC LIMIT 100000"
+        ).fetchall()[::-1]:
+            pipeline.remember(bytes(digest))
+        for digest in digests:
+            pipeline.remember(digest)
+        wal.start()
+        writer.start()
+        bounds = Bounds(max_range_ns=settings.query_max_range_ns)
+        token = settings.token
+
+        otlp_app = Starlette(routes=OtlpReceiver(pipeline, settings.max_request_bytes).routes())
+        zipkin_app = Starlette(
+            routes=ZipkinReceiver(pipeline, settings.max_request_bytes).routes()
+        )
+        collector = cls(
+            settings, conn, wal, writer, pipeline, metrics,
+            BearerAuth(otlp_app, token, otlp=True), BearerAuth(zipkin_app, token), otlp_app,
+        )
+        collector.query_app = BearerAuth(collector._query_app(bounds), token)
+        return collector
+
+    def _query_app(self, bounds: Bounds) -> Starlette:
+        runner = QueryRunner(self.conn, self.settings.query_timeout_s)
 
         async def healthz(_: Request) -> JSONResponse:
             return JSONResponse({"status": "ok"})
 
-        query_app = Starlette(routes=[Route("/healthz", healthz), *JaegerV3Api(reader).routes()])
-        return cls(settings, conn, writer, otlp_app, query_app)
+        async def metrics(_: Request) -> Response:
+            self.metrics.queue_bytes.set(self.pipeline.gate.used)
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return Starlette(
+            routes=[
+                Route("/healthz", healthz),
+                Route("/metrics", metrics),
+                *JaegerV3Api(runner, bounds).routes(),
+                *AggregatesApi(runner, bounds).routes(),
+                *SignalsApi(runner, bounds, self.stats).routes(),
+            ]
+        )
+
+    def stats(self, cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        """``/api/narrows/stats``: what the store holds and how far ingest has got."""
+        out: dict[str, Any] = {}
+        for signal, table, t in (
+            ("spans", "spans", "start_ns"),
+            ("logs", "logs", "time_ns"),
+            ("metric_points", "metric_points", "time_ns"),
+            ("exemplars", "exemplars", "time_ns"),
+        ):
+            n, lo, hi, rlo, rhi = cur.execute(
+                f"SELECT count(*), min({t}), max({t}), min(received_ns), max(received_ns)"
+                f" FROM {table}"
+            ).fetchone() or (0, None, None, None, None)
+            out[signal] = {
+                "count": n,
+                "oldest_ns": lo,
+                "newest_ns": hi,
+                "oldest_received_ns": rlo,
+                "newest_received_ns": rhi,
+            }
+        (traces,) = cur.execute("SELECT count(DISTINCT trace_id) FROM trace_index").fetchone() or (0,)
+        out["traces"] = {"count": traces}
+        db = self.settings.db_path
+        out["storage"] = {
+            "file_bytes": db.stat().st_size if db.exists() else 0,
+            "used_bytes": used_bytes(cur),
+            "wal_bytes": self.wal.size_bytes(),
+            "max_size_bytes": self.settings.max_size,
+            "retention_s": self.settings.retention_ns / 1e9,
+        }
+        out["ingest"] = {
+            "pending_batches": self.writer.pending,
+            "queued_bytes": self.pipeline.gate.used,
+            "queue_capacity_bytes": self.pipeline.gate.capacity,
+        }
+        return out
 
     def close(self) -> None:
+        self.wal.stop()
         self.writer.stop()
+        with contextlib.suppress(duckdb.Error):
+            self.conn.execute("CHECKPOINT")
         self.conn.close()
 
 
@@ -66,26 +213,34 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: CollectorSettings) -> None:
-    """Run the OTLP and query servers until SIGINT/SIGTERM, then drain and close."""
-    collector = Collector.build(settings)
-    collector.writer.start()
-    servers = [
+def make_servers(collector: Collector) -> list[_Server]:
+    s = collector.settings
+    return [
         _Server(
             uvicorn.Config(
                 app,
-                host=settings.listen,
+                host=s.listen,
                 port=port,
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                limit_concurrency=1000,
             )
         )
         for app, port in (
-            (collector.otlp_app, settings.otlp_port),
-            (collector.query_app, settings.query_port),
+            (collector.otlp_app, s.otlp_port),
+            (collector.zipkin_app, s.zipkin_port),
+            (collector.query_app, s.query_port),
         )
     ]
+
+
+async def serve(settings: CollectorSettings) -> None:
+    """Run every server until SIGINT/SIGTERM, then store what was accepted and close."""
+    targets = [parse_target(t) for t in settings.scrape]
+    collector = Collector.build(settings)
+    servers = make_servers(collector)
+    scraper = Scraper(collector.pipeline, targets)
     loop = asyncio.get_running_loop()
 
     def _stop() -> None:
@@ -95,6 +250,8 @@ async def serve(settings: CollectorSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop)
     try:
+        scraper.start()
         await asyncio.gather(*(s.serve() for s in servers))
     finally:
+        await scraper.stop()
         collector.close()

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=Path(".narrows"),
-        help="directory of the DuckDB file (default .narrows/)",
+        help="directory of the DuckDB file and the write-ahead log (default .narrows/)",
     )
     parser.add_argument("--otlp-port", type=int, default=4318, help="OTLP/HTTP port (default 4318)")
     parser.add_argument(
@@ -30,21 +30,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen", default="127.0.0.1", help="address every server binds (default 127.0.0.1)"
     )
+    parser.add_argument(
+        "--scrape",
+        action="append",
+        default=[],
+        metavar="URL[,INTERVAL]",
+        help="scrape a Prometheus /metrics target every INTERVAL (default 15s); repeatable",
+    )
+    parser.add_argument(
+        "--retention",
+        help="delete data older than this since arrival, e.g. 24h, 7d; 0 keeps everything "
+        "(default NARROWS_RETENTION or 24h)",
+    )
+    parser.add_argument(
+        "--max-size",
+        help="delete the oldest data when the store passes this size, e.g. 2GB; 0 = no limit "
+        "(default NARROWS_MAX_SIZE or 2GB)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
     from collector.app import serve
-    from collector.settings import CollectorSettings
+    from collector.receivers.scrape import parse_target
+    from collector.settings import CollectorSettings, parse_age, parse_size
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        for target in args.scrape:
+            parse_target(target)
+        retention = parse_age(args.retention) if args.retention else None
+        max_size = parse_size(args.max_size) if args.max_size else None
+    except ValueError as exc:
+        print(f"narrows collector: {exc}", file=sys.stderr)
+        return 2
     settings = CollectorSettings.from_env(
         data_dir=args.data_dir,
         listen=args.listen,
         otlp_port=args.otlp_port,
         zipkin_port=args.zipkin_port,
         query_port=args.query_port,
+        scrape=tuple(args.scrape),
+        retention_ns=retention,
+        max_size=max_size,
     )
     try:
         asyncio.run(serve(settings))

@@ -1,156 +1,146 @@
-"""The Jaeger query API v3 (HTTP/JSON), as documented in fixtures/jaeger/api-v3/README.md."""
+"""The Jaeger query API v3 over HTTP, as documented in fixtures/jaeger/api-v3/README.md.
+
+Canonical camelCase parameters with Jaeger's deprecated snake_case aliases, the same
+validation messages (``malformed parameter NAME: ...``), the same error body
+(``{"error": {"httpCode", "message"}}``) and the same 404 ``No traces found`` when a get or
+a search matches nothing; trace summaries answer an empty list instead.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.store.reader import SpanReader, SpanRow
+from collector.query.http import error, guarded, ok
+from collector.query.params import (
+    BadParam,
+    Bounds,
+    parse_attributes,
+    parse_bool,
+    parse_duration,
+    parse_time,
+)
+from collector.query.runner import QueryRunner
+from collector.store import reader
 
-__all__ = ["JaegerV3Api", "spans_to_otlp_json"]
+__all__ = ["MAX_SEARCH_DEPTH", "JaegerV3Api"]
 
-_TRACE_ID = re.compile(r"^[0-9a-f]{1,32}$")
 MAX_SEARCH_DEPTH = 1000
+DEFAULT_SEARCH_DEPTH = 20
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
 
 
-def _error(code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"httpCode": code, "message": message}}, status_code=code)
+def _param(q: Mapping[str, str], canonical: str, *aliases: str) -> tuple[str, str]:
+    """(value, the name it came under); canonical wins, empty means absent (as in Jaeger)."""
+    if q.get(canonical):
+        return q[canonical], canonical
+    for alias in aliases:
+        if q.get(alias):
+            return q[alias], alias
+    return "", canonical
 
 
-class _BadParam(Exception):
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"malformed parameter {name}: {reason}")
-
-
-def _rfc3339_ns(name: str, raw: str | None) -> int:
-    if not raw:
-        raise _BadParam(name, "required")
-    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", raw)
-    if not m:
-        raise _BadParam(name, f"{raw!r} is not an RFC 3339 timestamp")
-    try:
-        base = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(4) == "Z" else m.group(4)))
-    except ValueError as exc:
-        raise _BadParam(name, str(exc)) from None
-    frac = (m.group(3) or "").ljust(9, "0")
-    return int(base.timestamp()) * 1_000_000_000 + int(frac or 0)
-
-
-def spans_to_otlp_json(spans: list[SpanRow]) -> dict[str, Any]:
-    """Group rows back into OTLP/JSON ``resourceSpans`` (by resource, then scope)."""
-    import json
-
-    resources: dict[str, dict[str, Any]] = {}
-    for sp in spans:
-        rkey = json.dumps(sp.resource, sort_keys=True)
-        rs = resources.setdefault(rkey, {"resource": {"attributes": sp.resource}, "_scopes": {}})
-        skey = json.dumps(sp.scope, sort_keys=True)
-        ss = rs["_scopes"].setdefault(skey, {"scope": sp.scope, "spans": []})
-        span: dict[str, Any] = {
-            "traceId": sp.trace_id,
-            "spanId": sp.span_id,
-            "name": sp.name,
-            "kind": sp.kind,
-            "startTimeUnixNano": str(sp.start_ns),
-            "endTimeUnixNano": str(sp.end_ns),
-            "attributes": sp.attributes,
-            "events": sp.events,
-            "links": sp.links,
-            "status": {
-                "code": sp.status_code,
-                **({"message": sp.status_message} if sp.status_message else {}),
-            },
-        }
-        if sp.parent_span_id:
-            span["parentSpanId"] = sp.parent_span_id
-        if sp.trace_state:
-            span["traceState"] = sp.trace_state
-        ss["spans"].append(span)
-    out = []
-    for rs in resources.values():
-        scopes = rs.pop("_scopes")
-        rs["scopeSpans"] = list(scopes.values())
-        out.append(rs)
-    return {"resourceSpans": out}
+def parse_find(q: Mapping[str, str], bounds: Bounds) -> reader.TraceQuery:
+    service, _ = _param(q, "query.serviceName", "query.service_name")
+    operation, _ = _param(q, "query.operationName", "query.operation_name")
+    tmin, tmin_name = _param(q, "query.startTimeMin", "query.start_time_min")
+    tmax, tmax_name = _param(q, "query.startTimeMax", "query.start_time_max")
+    if not tmin or not tmax:
+        raise BadParam(
+            "query.startTimeMin", "query.startTimeMin and query.startTimeMax are required"
+        )
+    start_min, start_max = parse_time(tmin_name, tmin), parse_time(tmax_name, tmax)
+    if start_min >= start_max:
+        raise BadParam(tmax_name, "must be after query.startTimeMin")
+    if start_max - start_min > bounds.max_range_ns:
+        raise BadParam(tmin_name, f"the range may span at most {bounds.max_range_ns / 3.6e12:g}h")
+    depth_raw, depth_name = _param(q, "query.searchDepth", "query.search_depth", "query.num_traces")
+    depth = DEFAULT_SEARCH_DEPTH
+    if depth_raw:
+        if not depth_raw.isdigit():
+            raise BadParam(depth_name, f'strconv.ParseUint: parsing "{depth_raw[:32]}": invalid syntax')
+        depth = min(max(int(depth_raw), 1), MAX_SEARCH_DEPTH)
+    dmin_raw, dmin_name = _param(q, "query.durationMin", "query.duration_min")
+    dmax_raw, dmax_name = _param(q, "query.durationMax", "query.duration_max")
+    dmin = parse_duration(dmin_name, dmin_raw) if dmin_raw else None
+    dmax = parse_duration(dmax_name, dmax_raw) if dmax_raw else None
+    if dmin is not None and dmax is not None and dmax < dmin:
+        raise BadParam(dmax_name, "must not be less than query.durationMin")
+    raw, raw_name = _param(q, "query.rawTraces", "query.raw_traces")
+    if raw:
+        parse_bool(raw_name, raw)
+    attrs = parse_attributes("query.attributes", q["query.attributes"]) if q.get(
+        "query.attributes"
+    ) else {}
+    return reader.TraceQuery(
+        start_min_ns=start_min,
+        start_max_ns=start_max,
+        service=service or None,
+        operation=operation or None,
+        duration_min_ns=dmin,
+        duration_max_ns=dmax,
+        attributes=tuple(attrs.items()),
+        limit=depth,
+    )
 
 
 class JaegerV3Api:
-    def __init__(self, reader: SpanReader) -> None:
-        self._reader = reader
+    def __init__(self, runner: QueryRunner, bounds: Bounds) -> None:
+        self._runner = runner
+        self._bounds = bounds
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/v3/services", self.services),
-            Route("/api/v3/traces/{trace_id}", self.get_trace),
-            Route("/api/v3/traces", self.find_traces),
-            Route("/api/v3/trace-summaries", self.trace_summaries),
+            Route("/api/v3/services", guarded(self.services), methods=["GET"]),
+            Route("/api/v3/operations", guarded(self.operations), methods=["GET"]),
+            Route("/api/v3/traces/{trace_id}", guarded(self.get_trace), methods=["GET"]),
+            Route("/api/v3/traces", guarded(self.find_traces), methods=["GET"]),
+            Route("/api/v3/trace-summaries", guarded(self.trace_summaries), methods=["GET"]),
         ]
 
-    async def services(self, _: Request) -> JSONResponse:
-        return JSONResponse({"services": await run_in_threadpool(self._reader.services)})
+    async def services(self, _: Request) -> Response:
+        return ok({"services": await self._runner.run(reader.services)})
 
-    async def get_trace(self, request: Request) -> JSONResponse:
-        raw = request.path_params["trace_id"].lower()
-        if not _TRACE_ID.match(raw):
-            return _error(400, f"malformed parameter trace_id: {raw[:64]!r} is not a hex trace id")
-        spans = await run_in_threadpool(self._reader.get_trace, raw.rjust(32, "0"))
-        if not spans:
-            return _error(404, "trace not found")
-        return JSONResponse({"result": spans_to_otlp_json(spans)})
-
-    def _find_ids(self, request: Request) -> list[str]:
+    async def operations(self, request: Request) -> Response:
         q = request.query_params
-        start_min = _rfc3339_ns("query.startTimeMin", q.get("query.startTimeMin"))
-        start_max = _rfc3339_ns("query.startTimeMax", q.get("query.startTimeMax"))
-        if start_min >= start_max:
-            raise _BadParam("query.startTimeMax", "must be after query.startTimeMin")
-        depth_raw = q.get("query.searchDepth") or q.get("query.num_traces") or "20"
-        if not depth_raw.isdigit() or int(depth_raw) < 1:
-            raise _BadParam("query.searchDepth", "must be a positive integer")
-        depth = min(int(depth_raw), MAX_SEARCH_DEPTH)
-        return self._reader.find_trace_ids(
-            q.get("query.serviceName"), q.get("query.operationName"), start_min, start_max, depth
-        )
+        service = q.get("service", "")
+        kind, _ = _param(q, "spanKind", "span_kind")
+        ops = await self._runner.run(reader.operations, service, kind.lower() or None)
+        return ok({"operations": [{"name": n, "spanKind": k or "internal"} for n, k in ops]})
 
-    async def find_traces(self, request: Request) -> JSONResponse:
-        try:
-            ids = await run_in_threadpool(self._find_ids, request)
-        except _BadParam as exc:
-            return _error(400, str(exc))
-        spans: list[SpanRow] = []
-        for tid in ids:
-            spans.extend(await run_in_threadpool(self._reader.get_trace, tid))
-        return JSONResponse({"result": spans_to_otlp_json(spans)})
-
-    async def trace_summaries(self, request: Request) -> JSONResponse:
-        try:
-            ids = await run_in_threadpool(self._find_ids, request)
-        except _BadParam as exc:
-            return _error(400, str(exc))
-        summaries = await run_in_threadpool(self._reader.summaries, ids)
-        return JSONResponse(
-            {
-                "summaries": [
-                    {
-                        "traceId": s.trace_id,
-                        "rootServiceName": s.root_service,
-                        "rootOperationName": s.root_operation,
-                        "minStartTimeUnixNano": str(s.start_ns),
-                        "maxEndTimeUnixNano": str(s.end_ns),
-                        "spanCount": s.span_count,
-                        "errorSpanCount": s.error_count,
-                        "services": [
-                            {"name": n, "spanCount": c, "errorSpanCount": e}
-                            for n, c, e in s.services
-                        ],
-                    }
-                    for s in summaries
-                ]
-            }
+    async def get_trace(self, request: Request) -> Response:
+        raw = request.path_params["trace_id"]
+        if not _TRACE_ID.fullmatch(raw):
+            raise BadParam("trace_id", f"{raw[:64]!r} is not a hex trace id of up to 32 digits")
+        q = request.query_params
+        start, start_name = _param(q, "startTime", "start_time")
+        end, end_name = _param(q, "endTime", "end_time")
+        raw_traces, raw_name = _param(q, "rawTraces", "raw_traces")
+        if raw_traces:
+            parse_bool(raw_name, raw_traces)
+        result = await self._runner.run(
+            reader.get_traces,
+            [int(raw, 16)],
+            parse_time(start_name, start) if start else None,
+            parse_time(end_name, end) if end else None,
         )
+        if not result["resourceSpans"]:
+            return error(404, "No traces found")
+        return ok({"result": result})
+
+    async def find_traces(self, request: Request) -> Response:
+        query = parse_find(request.query_params, self._bounds)
+        ids = await self._runner.run(reader.find_trace_ids, query)
+        result = await self._runner.run(reader.get_traces, ids)
+        if not result["resourceSpans"]:
+            return error(404, "No traces found")
+        return ok({"result": result})
+
+    async def trace_summaries(self, request: Request) -> Response:
+        query = parse_find(request.query_params, self._bounds)
+        ids = await self._runner.run(reader.find_trace_ids, query)
+        return ok({"summaries": await self._runner.run(reader.summaries, ids)})

@@ -1,7 +1,8 @@
-"""The single writer: drains a bounded queue of span batches into DuckDB, one commit per group.
+"""The single writer: drains decoded batches into DuckDB in large Arrow appends.
 
-Receivers wait for the commit before acknowledging (group commit), so a 2xx means the
-spans are on disk.
+Batches arrive in write-ahead-log order (store/wal.py). Each transaction inserts a group
+of batches and records the log position it reached in ``ingest_state``, so data and
+position commit together: replay after a crash starts exactly where the store stopped.
 """
 
 from __future__ import annotations
@@ -9,92 +10,236 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from concurrent.futures import Future
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
-from collector.store.schema import SPAN_COLUMNS
+from collector.ingest import Decoded
+from collector.selfmetrics import SelfMetrics
+from collector.store.gate import MemoryGate
+from collector.store.retention import Retention
 
-__all__ = ["QueueFull", "SpanBatch", "SpanWriter"]
+__all__ = ["Batch", "StoreWriter", "insert_batches"]
 
 _log = logging.getLogger(__name__)
-
-
-class QueueFull(Exception):
-    """The writer is behind; the receiver answers 503 with Retry-After."""
+_TRACE_ID = "((trace_hi::UHUGEINT << 64) | trace_lo::UHUGEINT)"
+_MAX_GROUP_ROWS = 100_000
 
 
 @dataclass
-class SpanBatch:
-    columns: dict[str, list[object]]
-    done: Future[int]
+class Batch:
+    """One acknowledged request on its way into the store."""
 
-    @property
-    def size(self) -> int:
-        return len(self.columns["trace_id"])
+    decoded: Decoded
+    digest: bytes | None
+    received_ns: int
+    reserved: int = 0
+    position: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
 
 
-class SpanWriter:
-    """Owns the write connection; ``submit`` is thread-safe and never blocks."""
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, capacity: int) -> None:
+
+def insert_batches(conn: duckdb.DuckDBPyConnection, batches: list[Batch]) -> dict[str, int]:
+    """Insert ``batches`` in one transaction with the last log position; rows per table."""
+    by_table: dict[str, list[pa.Table]] = {}
+    for b in batches:
+        for name, table in b.decoded.tables.items():
+            by_table.setdefault(name, []).append(table)
+    counts: dict[str, int] = {}
+    conn.begin()
+    try:
+        for name, tables in by_table.items():
+            table = _concat(tables)
+            if table is None:
+                continue
+            counts[name] = table.num_rows
+            conn.register("incoming", table)
+            try:
+                _insert(conn, name)
+            finally:
+                conn.unregister("incoming")
+        digests = [(b.digest, b.received_ns) for b in batches if b.digest]
+        if digests:
+            conn.executemany("INSERT INTO request_digests VALUES (?, ?)", digests)
+        pos = max(b.position for b in batches)
+        if pos:
+            conn.execute(
+                "INSERT OR REPLACE INTO ingest_state VALUES ('wal_position', ?)", [pos]
+            )
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    return counts
+
+
+def _insert(conn: duckdb.DuckDBPyConnection, name: str) -> None:
+    if name == "spans":
+        conn.execute(
+            "INSERT INTO spans BY NAME SELECT * EXCLUDE (trace_hi, trace_lo),"
+            f" {_TRACE_ID} AS trace_id, end_ns - start_ns AS duration_ns FROM incoming"
+        )
+        conn.execute(
+            f"INSERT INTO trace_index SELECT {_TRACE_ID}, min(received_ns), max(received_ns),"
+            " min(start_ns), max(end_ns) FROM incoming GROUP BY 1"
+        )
+    elif name == "logs":
+        conn.execute(
+            "INSERT INTO logs BY NAME SELECT * EXCLUDE (trace_hi, trace_lo),"
+            f" CASE WHEN trace_hi IS NULL THEN NULL ELSE {_TRACE_ID} END AS trace_id"
+            " FROM incoming"
+        )
+    elif name == "resources":
+        conn.execute(
+            "INSERT OR IGNORE INTO resources"
+            " SELECT DISTINCT ON (resource_id) resource_id, service_name, attributes,"
+            " dropped_attributes FROM incoming"
+        )
+    elif name == "scopes":
+        conn.execute(
+            "INSERT OR IGNORE INTO scopes"
+            " SELECT DISTINCT ON (scope_id) scope_id, name, version, attributes,"
+            " dropped_attributes FROM incoming"
+        )
+    elif name in ("metric_points", "exemplars"):
+        conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")
+    else:
+        raise ValueError(f"unknown table {name!r}")
+
+
+class StoreWriter:
+    """Owns the write connection; ``submit`` never blocks (the gate bounds the queue)."""
+
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        gate: MemoryGate,
+        metrics: SelfMetrics,
+        retention: Retention,
+        on_commit: Callable[[int], None],
+    ) -> None:
         self._conn = conn
-        self._queue: queue.Queue[SpanBatch | None] = queue.Queue(maxsize=capacity)
+        self._gate = gate
+        self._metrics = metrics
+        self._retention = retention
+        self._on_commit = on_commit
+        self._queue: queue.Queue[Batch | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="narrows-writer", daemon=True)
+        self._running = threading.Event()
+        self._running.set()
+        self._pending = 0
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, columns: dict[str, list[object]]) -> Future[int]:
-        fut: Future[int] = Future()
-        try:
-            self._queue.put_nowait(SpanBatch(columns, fut))
-        except queue.Full:
-            raise QueueFull from None
-        return fut
+    def submit(self, batch: Batch) -> None:
+        with self._lock:
+            self._pending += 1
+        self._metrics.queue_batches.set(self._pending)
+        self._queue.put(batch)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Drain what was accepted, then stop."""
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def pause(self) -> None:
+        """Hold writes (the overload test stalls the writer this way); receivers keep
+        acknowledging until the memory gate fills, then answer 503."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Store everything accepted, then stop."""
+        self._running.set()
         self._queue.put(None)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
+        last_retention = time.monotonic()
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                first = None
+                if time.monotonic() - last_retention >= self._retention.every_s:
+                    self._enforce_retention()
+                    last_retention = time.monotonic()
+                continue
             if first is None:
                 return
+            self._running.wait()
             group = [first]
-            while len(group) < 64:
+            rows = first.decoded.accepted
+            stop = False
+            while rows < _MAX_GROUP_ROWS:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._commit(group)
-                    return
+                    stop = True
+                    break
                 group.append(nxt)
+                rows += nxt.decoded.accepted
             self._commit(group)
+            if time.monotonic() - last_retention >= self._retention.every_s:
+                self._enforce_retention()
+                last_retention = time.monotonic()
+            if stop:
+                return
 
-    def _commit(self, group: list[SpanBatch]) -> None:
-        merged: dict[str, list[object]] = {c: [] for c in SPAN_COLUMNS}
-        for batch in group:
-            for col in SPAN_COLUMNS:
-                merged[col].extend(batch.columns[col])
+    def _commit(self, group: list[Batch]) -> None:
+        t0 = time.perf_counter()
         try:
-            table = pa.table(merged)
-            self._conn.register("incoming_spans", table)
-            try:
-                self._conn.execute(
-                    f"INSERT INTO spans SELECT {', '.join(SPAN_COLUMNS)} FROM incoming_spans"
-                )
-            finally:
-                self._conn.unregister("incoming_spans")
-        except Exception as exc:  # a failed write must fail the requests, not the writer
-            _log.exception("writing %d spans failed", len(merged["trace_id"]))
-            for batch in group:
-                batch.done.set_exception(exc)
+            counts = insert_batches(self._conn, group)
+        except Exception:
+            # The batches are in the write-ahead log; they are retried on the next start.
+            _log.exception("writing %d batches to DuckDB failed", len(group))
+            for signal in {b.decoded.signal for b in group}:
+                n = sum(b.decoded.accepted for b in group if b.decoded.signal == signal)
+                self._metrics.send_failed(signal, n)
+            self._release(group)
             return
-        for batch in group:
-            batch.done.set_result(batch.size)
+        self._metrics.write_seconds.observe(time.perf_counter() - t0)
+        for signal, table in (("traces", "spans"), ("logs", "logs"), ("metrics", "metric_points")):
+            if table in counts:
+                self._metrics.sent(signal, counts[table])
+        self._release(group)
+        pos = max(b.position for b in group)
+        if pos:
+            try:
+                self._on_commit(pos)
+            except OSError:
+                _log.exception("dropping committed write-ahead-log segments failed")
+
+    def _release(self, group: list[Batch]) -> None:
+        for b in group:
+            self._gate.release(b.reserved)
+            b.done.set()
+        with self._lock:
+            self._pending -= len(group)
+        self._metrics.queue_batches.set(self._pending)
+        self._metrics.queue_bytes.set(self._gate.used)
+
+    def _enforce_retention(self) -> None:
+        try:
+            deleted = self._retention.enforce(self._conn, time.time_ns())
+        except Exception:
+            _log.exception("retention pass failed")
+            return
+        for table, n in deleted.items():
+            if n:
+                self._metrics.retention_deleted.labels(table=table).inc(n)

@@ -1,0 +1,1 @@
+"""Flatteners: turn decoded protocol messages into Arrow column batches for the store."""
