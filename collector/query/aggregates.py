@@ -35,8 +35,11 @@ __all__ = ["AggregatesApi", "DEFAULT_BOUNDS_MS"]
 DEFAULT_BOUNDS_MS = [
     0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 10000,
 ]
+#: Low-cardinality keys compared by default (raw paths and continuous values would make
+#: every value unique and every key look "different").
 _DEFAULT_COMPARE_KEYS = [
-    "service.name", "span.name", "status", *PROMOTED.keys(),
+    "service.name", "span.name", "status",
+    *(k for k in PROMOTED if k not in ("url.path", "app.pool.wait_ms")),
 ]
 _QUANTILES = [0.5, 0.9, 0.95, 0.99]
 
@@ -202,7 +205,7 @@ def _selected_traces(
 
 
 _SELF_TIME_SQL = """
-WITH t AS (SELECT unnest(?::UHUGEINT[]) AS trace_id),
+WITH t AS (SELECT unnest(?::VARCHAR[])::UHUGEINT AS trace_id),
 win AS (
     SELECT min(i.min_received_ns) AS lo, max(i.max_received_ns) AS hi
     FROM trace_index i SEMI JOIN t USING (trace_id)
@@ -245,7 +248,7 @@ def _operations(
     ids = _selected_traces(cur, q, bounds, now)
     if not ids:
         return {"traces": 0, "operations": []}
-    rows = cur.execute(_SELF_TIME_SQL, [ids]).fetchall()
+    rows = cur.execute(_SELF_TIME_SQL, [[str(t) for t in ids]]).fetchall()
     total_self = sum(r[5] for r in rows) or 1
     return {
         "traces": len(ids),

@@ -192,10 +192,10 @@ def get_traces(
     """Every span of ``trace_ids`` as OTLP/JSON ``{"resourceSpans": [...]}`` (empty if none)."""
     if not trace_ids:
         return {"resourceSpans": []}
-    ids = list(trace_ids)
+    ids = [str(t) for t in trace_ids]
     win = cur.execute(
         "SELECT min(min_received_ns), max(max_received_ns) FROM trace_index"
-        " WHERE trace_id IN (SELECT unnest(?::UHUGEINT[]))",
+        " WHERE trace_id IN (SELECT unnest(?::VARCHAR[])::UHUGEINT)",
         [ids],
     ).fetchone()
     if not win or win[0] is None:
@@ -203,10 +203,10 @@ def get_traces(
     where = ["s.received_ns BETWEEN ? AND ?"]
     params: list[object] = [win[0], win[1]]
     if len(ids) == 1:
-        where.append("s.trace_id = ?")
+        where.append("s.trace_id = ?::UHUGEINT")
         params.append(ids[0])
     else:
-        where.append("s.trace_id IN (SELECT unnest(?::UHUGEINT[]))")
+        where.append("s.trace_id IN (SELECT unnest(?::VARCHAR[])::UHUGEINT)")
         params.append(ids)
     if start_ns is not None:
         where.append("s.start_ns >= ?")
@@ -278,8 +278,8 @@ def summaries(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[int]) -> list[
         return []
     win = cur.execute(
         "SELECT min(min_received_ns), max(max_received_ns) FROM trace_index"
-        " WHERE trace_id IN (SELECT unnest(?::UHUGEINT[]))",
-        [list(trace_ids)],
+        " WHERE trace_id IN (SELECT unnest(?::VARCHAR[])::UHUGEINT)",
+        [[str(t) for t in trace_ids]],
     ).fetchone()
     if not win or win[0] is None:
         return []
@@ -288,7 +288,7 @@ def summaries(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[int]) -> list[
         WITH s AS (
             SELECT trace_id, span_id, parent_span_id, service_name, name, start_ns, end_ns,
                    status_code FROM spans
-            WHERE received_ns BETWEEN ? AND ? AND trace_id IN (SELECT unnest(?::UHUGEINT[]))
+            WHERE received_ns BETWEEN ? AND ? AND trace_id IN (SELECT unnest(?::VARCHAR[])::UHUGEINT)
         ),
         ids AS (SELECT DISTINCT trace_id, span_id FROM s),
         roots AS (
@@ -319,7 +319,7 @@ def summaries(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[int]) -> list[
         FROM s LEFT JOIN roots USING (trace_id) LEFT JOIN orphans USING (trace_id)
         GROUP BY s.trace_id
         """,
-        [win[0], win[1], list(trace_ids)],
+        [win[0], win[1], [str(t) for t in trace_ids]],
     ).fetchall()
     by_id = {int(r[0]): r for r in rows}
     out = []
