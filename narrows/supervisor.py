@@ -216,6 +216,8 @@ def plan_children(args: argparse.Namespace, ports: PortPlan, data_dir: Path) -> 
             str(ports.zipkin),
             "--query-port",
             str(ports.query),
+            "--scrape",
+            f"http://{host}:{ports.demo}/metrics",
         ],
         f"http://{host}:{ports.query}/healthz",
     )

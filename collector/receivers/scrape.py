@@ -72,7 +72,9 @@ class Scraper:
 
     async def _loop(self, target: ScrapeTarget) -> None:
         timeout = min(10.0, max(0.5, target.interval_s))
-        async with httpx.AsyncClient(timeout=timeout, headers={"Accept": ACCEPT}) as client:
+        async with httpx.AsyncClient(
+            timeout=timeout, headers={"Accept": ACCEPT}, follow_redirects=True
+        ) as client:
             while True:
                 started = time.monotonic()
                 await self.scrape_once(client, target)
