@@ -110,7 +110,9 @@ class Collector:
         t0 = time.monotonic()
         replayed, digests = replay(conn, wal)
         if replayed:
-            _log.info("replayed %d write-ahead-log records in %.1fs", replayed, time.monotonic() - t0)
+            _log.info(
+                "replayed %d write-ahead-log records in %.1fs", replayed, time.monotonic() - t0
+            )
         metrics = SelfMetrics()
         gate = MemoryGate(settings.queue_bytes)
         metrics.queue_capacity.set(settings.queue_bytes)
@@ -130,12 +132,17 @@ class Collector:
         token = settings.token
 
         otlp_app = Starlette(routes=OtlpReceiver(pipeline, settings.max_request_bytes).routes())
-        zipkin_app = Starlette(
-            routes=ZipkinReceiver(pipeline, settings.max_request_bytes).routes()
-        )
+        zipkin_app = Starlette(routes=ZipkinReceiver(pipeline, settings.max_request_bytes).routes())
         collector = cls(
-            settings, conn, wal, writer, pipeline, metrics,
-            BearerAuth(otlp_app, token, otlp=True), BearerAuth(zipkin_app, token), otlp_app,
+            settings,
+            conn,
+            wal,
+            writer,
+            pipeline,
+            metrics,
+            BearerAuth(otlp_app, token, otlp=True),
+            BearerAuth(zipkin_app, token),
+            otlp_app,
         )
         collector.query_app = BearerAuth(collector._query_app(bounds), token)
         return collector
@@ -163,7 +170,7 @@ class Collector:
     def stats(self, cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """``/api/narrows/stats``: what the store holds and how far ingest has got."""
         out: dict[str, Any] = {}
-        for signal, table, t in (
+        for name, table, t in (
             ("spans", "spans", "start_ns"),
             ("logs", "logs", "time_ns"),
             ("metric_points", "metric_points", "time_ns"),
@@ -173,14 +180,16 @@ class Collector:
                 f"SELECT count(*), min({t}), max({t}), min(received_ns), max(received_ns)"
                 f" FROM {table}"
             ).fetchone() or (0, None, None, None, None)
-            out[signal] = {
+            out[name] = {
                 "count": n,
                 "oldest_ns": lo,
                 "newest_ns": hi,
                 "oldest_received_ns": rlo,
                 "newest_received_ns": rhi,
             }
-        (traces,) = cur.execute("SELECT count(DISTINCT trace_id) FROM trace_index").fetchone() or (0,)
+        (traces,) = cur.execute("SELECT count(DISTINCT trace_id) FROM trace_index").fetchone() or (
+            0,
+        )
         out["traces"] = {"count": traces}
         db = self.settings.db_path
         out["storage"] = {

@@ -89,7 +89,9 @@ class Pipeline:
         if decoded.accepted == 0:
             self.gate.release(reserved)
             return result
-        return await self._store(kind, body, received_ns, reserved, receiver, meta, digest, decoded, result)
+        return await self._store(
+            kind, body, received_ns, reserved, receiver, meta, digest, decoded, result
+        )
 
     async def _store(
         self,

@@ -72,7 +72,9 @@ def flatten_logs(req: ExportLogsServiceRequest, received_ns: int) -> LogColumns:
                 if t != T_STRING and rec.body.WhichOneof("value") is not None:
                     text = json.dumps(any_to_json(rec.body), separators=(",", ":"))
                 has_trace = bool(tid) and any(tid)
-                cols["time_ns"].append(rec.time_unix_nano or rec.observed_time_unix_nano or received_ns)
+                cols["time_ns"].append(
+                    rec.time_unix_nano or rec.observed_time_unix_nano or received_ns
+                )
                 cols["observed_ns"].append(rec.observed_time_unix_nano)
                 cols["service_name"].append(svc)
                 cols["severity_number"].append(rec.severity_number)
@@ -81,9 +83,7 @@ def flatten_logs(req: ExportLogsServiceRequest, received_ns: int) -> LogColumns:
                 cols["body_type"].append(t)
                 cols["trace_hi"].append(int.from_bytes(tid[:8], "big") if has_trace else None)
                 cols["trace_lo"].append(int.from_bytes(tid[8:], "big") if has_trace else None)
-                cols["span_id"].append(
-                    int.from_bytes(spid, "big") if spid and any(spid) else None
-                )
+                cols["span_id"].append(int.from_bytes(spid, "big") if spid and any(spid) else None)
                 cols["flags"].append(rec.flags)
                 cols["event_name"].append(getattr(rec, "event_name", ""))
                 cols["dropped_attributes"].append(rec.dropped_attributes_count)

@@ -226,10 +226,26 @@ def flatten_metrics(req: ExportMetricsServiceRequest, received_ns: int) -> Metri
                         for le, c in zip(bounds, dp.bucket_counts, strict=False):
                             cum += c
                             le_text = "+Inf" if math.isinf(le) else repr(float(le))
-                            b.point(f"{fam}_bucket", fam, "histogram", m.unit, svc,
-                                    {**labels, "le": le_text}, t, float(cum))
-                        b.point(f"{fam}_count", fam, "histogram", m.unit, svc, labels, t,
-                                float(dp.count))
+                            b.point(
+                                f"{fam}_bucket",
+                                fam,
+                                "histogram",
+                                m.unit,
+                                svc,
+                                {**labels, "le": le_text},
+                                t,
+                                float(cum),
+                            )
+                        b.point(
+                            f"{fam}_count",
+                            fam,
+                            "histogram",
+                            m.unit,
+                            svc,
+                            labels,
+                            t,
+                            float(dp.count),
+                        )
                         if dp.HasField("sum"):
                             b.point(f"{fam}_sum", fam, "histogram", m.unit, svc, labels, t, dp.sum)
                         _exemplars(b, f"{fam}_bucket", fam, svc, labels, dp)
@@ -239,8 +255,16 @@ def flatten_metrics(req: ExportMetricsServiceRequest, received_ns: int) -> Metri
                         n_points += 1
                         labels = {**job_labels, **_attrs(dp.attributes)}
                         t = dp.time_unix_nano
-                        b.point(f"{fam}_count", fam, "histogram", m.unit, svc, labels, t,
-                                float(dp.count))
+                        b.point(
+                            f"{fam}_count",
+                            fam,
+                            "histogram",
+                            m.unit,
+                            svc,
+                            labels,
+                            t,
+                            float(dp.count),
+                        )
                         if dp.HasField("sum"):
                             b.point(f"{fam}_sum", fam, "histogram", m.unit, svc, labels, t, dp.sum)
                         _exemplars(b, f"{fam}_bucket", fam, svc, labels, dp)
@@ -251,10 +275,19 @@ def flatten_metrics(req: ExportMetricsServiceRequest, received_ns: int) -> Metri
                         labels = {**job_labels, **_attrs(dp.attributes)}
                         t = dp.time_unix_nano
                         for qv in dp.quantile_values:
-                            b.point(fam, fam, "summary", m.unit, svc,
-                                    {**labels, "quantile": repr(qv.quantile)}, t, qv.value)
-                        b.point(f"{fam}_count", fam, "summary", m.unit, svc, labels, t,
-                                float(dp.count))
+                            b.point(
+                                fam,
+                                fam,
+                                "summary",
+                                m.unit,
+                                svc,
+                                {**labels, "quantile": repr(qv.quantile)},
+                                t,
+                                qv.value,
+                            )
+                        b.point(
+                            f"{fam}_count", fam, "summary", m.unit, svc, labels, t, float(dp.count)
+                        )
                         b.point(f"{fam}_sum", fam, "summary", m.unit, svc, labels, t, dp.sum)
     points, exemplars = b.tables()
     return MetricColumns(points, exemplars, n_points, rejected)

@@ -34,7 +34,9 @@ def flatten_exposition(
     Raises ``ValueError`` when the parser rejects the exposition.
     """
     openmetrics = "openmetrics" in content_type
-    families = list(parse_openmetrics(text) if openmetrics else parse_text(text))
+    families = list(
+        parse_openmetrics(text) if openmetrics else parse_text(text)  # type: ignore[no-untyped-call]
+    )
     service = job
     for fam in families:
         if fam.name == "target" or fam.name == "target_info":

@@ -286,9 +286,24 @@ def flatten_traces(body: bytes, received_ns: int) -> SpanColumns:
         return SpanColumns(
             _empty_spans(), rs_rows.resources_table(), rs_rows.scopes_table(), rejected
         )
-    (tids, sids, pids, states, flags, svcs, names, kinds, t0s, t1s, statuses, da, de, dl, rids, scids) = (
-        zip(*rows, strict=True)
-    )
+    (
+        tids,
+        sids,
+        pids,
+        states,
+        flags,
+        svcs,
+        names,
+        kinds,
+        t0s,
+        t1s,
+        statuses,
+        da,
+        de,
+        dl,
+        rids,
+        scids,
+    ) = zip(*rows, strict=True)
     trace = _ids(list(tids), 16)
     status = [_status(s) for s in statuses]
     cols: dict[str, pa.Array] = {
@@ -361,9 +376,7 @@ def _attribute_columns(
     return out
 
 
-def _nested(
-    events: _Events, links: _Links, rows: list[int], n: int
-) -> tuple[pa.Array, pa.Array]:
+def _nested(events: _Events, links: _Links, rows: list[int], n: int) -> tuple[pa.Array, pa.Array]:
     """Events and links of the few spans that have them, as list columns over all rows."""
     if not rows:
         return pa.array([[]] * n, EVENT_TYPE), pa.array([[]] * n, LINK_TYPE)

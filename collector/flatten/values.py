@@ -80,7 +80,9 @@ def any_to_json(v: AnyValue) -> dict[str, Any]:
         return {"arrayValue": {"values": [any_to_json(x) for x in v.array_value.values]}}
     return {
         "kvlistValue": {
-            "values": [{"key": kv.key, "value": any_to_json(kv.value)} for kv in v.kvlist_value.values]
+            "values": [
+                {"key": kv.key, "value": any_to_json(kv.value)} for kv in v.kvlist_value.values
+            ]
         }
     }
 

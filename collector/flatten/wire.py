@@ -26,7 +26,7 @@ def _build() -> Any:
     def msg(name: str, fields: list[tuple[str, int, int, int, str | None]]) -> None:
         m = fdp.message_type.add(name=name)
         for fname, number, ftype, label, type_name in fields:
-            f = m.field.add(name=fname, number=number, type=ftype, label=label)  # type: ignore[arg-type]
+            f = m.field.add(name=fname, number=number, type=ftype, label=label)
             if type_name:
                 f.type_name = type_name
 

@@ -30,15 +30,33 @@ from collector.query.params import (
 from collector.query.runner import QueryRunner
 from collector.query.spansql import attr_expr, span_filter
 
-__all__ = ["AggregatesApi", "DEFAULT_BOUNDS_MS"]
+__all__ = ["DEFAULT_BOUNDS_MS", "AggregatesApi"]
 
 DEFAULT_BOUNDS_MS = [
-    0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 10000,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    25,
+    50,
+    75,
+    100,
+    250,
+    500,
+    750,
+    1000,
+    2500,
+    5000,
+    10000,
 ]
 #: Low-cardinality keys compared by default (raw paths and continuous values would make
 #: every value unique and every key look "different").
 _DEFAULT_COMPARE_KEYS = [
-    "service.name", "span.name", "status",
+    "service.name",
+    "span.name",
+    "status",
     *(k for k in PROMOTED if k not in ("url.path", "app.pool.wait_ms")),
 ]
 _QUANTILES = [0.5, 0.9, 0.95, 0.99]
@@ -130,9 +148,7 @@ def _bounds_ms(q: Mapping[str, str]) -> list[float]:
     return values
 
 
-def _latency(
-    cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int
-) -> Any:
+def _latency(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int) -> Any:
     start_ns, end_ns = parse_range(q, bounds, now)
     f = span_filter(q, start_ns, end_ns)
     edges = _bounds_ms(q)
@@ -271,9 +287,7 @@ def _operations(
     }
 
 
-def _compare(
-    cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int
-) -> Any:
+def _compare(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int) -> Any:
     start_ns, end_ns = parse_range(q, bounds, now)
     base = span_filter(q, start_ns, end_ns)
     sel = span_filter(q, start_ns, end_ns, prefix="selection.")

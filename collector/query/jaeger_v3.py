@@ -62,7 +62,9 @@ def parse_find(q: Mapping[str, str], bounds: Bounds) -> reader.TraceQuery:
     depth = DEFAULT_SEARCH_DEPTH
     if depth_raw:
         if not depth_raw.isdigit():
-            raise BadParam(depth_name, f'strconv.ParseUint: parsing "{depth_raw[:32]}": invalid syntax')
+            raise BadParam(
+                depth_name, f'strconv.ParseUint: parsing "{depth_raw[:32]}": invalid syntax'
+            )
         depth = min(max(int(depth_raw), 1), MAX_SEARCH_DEPTH)
     dmin_raw, dmin_name = _param(q, "query.durationMin", "query.duration_min")
     dmax_raw, dmax_name = _param(q, "query.durationMax", "query.duration_max")
@@ -73,9 +75,11 @@ def parse_find(q: Mapping[str, str], bounds: Bounds) -> reader.TraceQuery:
     raw, raw_name = _param(q, "query.rawTraces", "query.raw_traces")
     if raw:
         parse_bool(raw_name, raw)
-    attrs = parse_attributes("query.attributes", q["query.attributes"]) if q.get(
-        "query.attributes"
-    ) else {}
+    attrs = (
+        parse_attributes("query.attributes", q["query.attributes"])
+        if q.get("query.attributes")
+        else {}
+    )
     return reader.TraceQuery(
         start_min_ns=start_min,
         start_max_ns=start_max,

@@ -24,9 +24,7 @@ __all__ = [
     "parse_time",
 ]
 
-_RFC3339 = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)"
-)
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_NS = {
     "ns": 1,
@@ -142,9 +140,7 @@ def parse_range(
 ) -> tuple[int, int]:
     """``start``/``end`` (RFC 3339; default: the last hour), checked against the range limit."""
     end_ns = parse_time(end, q[end]) if q.get(end) else now_ns
-    start_ns = (
-        parse_time(start, q[start]) if q.get(start) else end_ns - bounds.default_range_ns
-    )
+    start_ns = parse_time(start, q[start]) if q.get(start) else end_ns - bounds.default_range_ns
     if start_ns >= end_ns:
         raise BadParam(end, f"must be after {start}")
     if end_ns - start_ns > bounds.max_range_ns:

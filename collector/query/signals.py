@@ -131,9 +131,7 @@ def _metric_names(
     }
 
 
-def _series(
-    cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int
-) -> Any:
+def _series(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int) -> Any:
     name = q.get("name", "")
     if not name:
         raise BadParam("name", "required")

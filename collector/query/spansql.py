@@ -78,9 +78,13 @@ def span_filter(q: Mapping[str, str], start_ns: int, end_ns: int, prefix: str = 
             raise BadParam(prefix + "status", "one of UNSET, OK, ERROR")
         f.add("s.status_code = ?", codes[status])
     if q.get(prefix + "durationMin"):
-        f.add("s.duration_ns >= ?", parse_duration(prefix + "durationMin", q[prefix + "durationMin"]))
+        f.add(
+            "s.duration_ns >= ?", parse_duration(prefix + "durationMin", q[prefix + "durationMin"])
+        )
     if q.get(prefix + "durationMax"):
-        f.add("s.duration_ns <= ?", parse_duration(prefix + "durationMax", q[prefix + "durationMax"]))
+        f.add(
+            "s.duration_ns <= ?", parse_duration(prefix + "durationMax", q[prefix + "durationMax"])
+        )
     if q.get(prefix + "attributes"):
         for key, value in parse_attributes(prefix + "attributes", q[prefix + "attributes"]).items():
             params: list[object] = []

@@ -33,9 +33,7 @@ async def read_body(request: Request, limit: int, gate: MemoryGate) -> tuple[byt
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyError(413, f"body of {declared} bytes is over the {limit}-byte limit")
-    inflater = (
-        zlib.decompressobj(wbits=47) if encoding in ("gzip", "x-gzip", "deflate") else None
-    )
+    inflater = zlib.decompressobj(wbits=47) if encoding in ("gzip", "x-gzip", "deflate") else None
     buf = bytearray()
     raw_total = 0
     reserved = 0

@@ -104,7 +104,11 @@ class OtlpReceiver:
 
     def routes(self) -> list[Route]:
         return [
-            Route(f"/v1/{signal}", self._handler(signal), methods=["POST", "GET", "PUT", "DELETE", "PATCH"])
+            Route(
+                f"/v1/{signal}",
+                self._handler(signal),
+                methods=["POST", "GET", "PUT", "DELETE", "PATCH"],
+            )
             for signal in _SIGNALS
         ]
 

@@ -18,7 +18,9 @@ __all__ = ["ZipkinReceiver"]
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps({"error": message}), status_code=status, media_type="application/json",
+        json.dumps({"error": message}),
+        status_code=status,
+        media_type="application/json",
         headers=headers,
     )
 

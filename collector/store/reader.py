@@ -36,7 +36,9 @@ _WHICH_JSON = {
 
 
 def services(cur: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in cur.execute("SELECT DISTINCT service_name FROM spans ORDER BY 1").fetchall()]
+    return [
+        r[0] for r in cur.execute("SELECT DISTINCT service_name FROM spans ORDER BY 1").fetchall()
+    ]
 
 
 def operations(
@@ -288,7 +290,8 @@ def summaries(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[int]) -> list[
         WITH s AS (
             SELECT trace_id, span_id, parent_span_id, service_name, name, start_ns, end_ns,
                    status_code FROM spans
-            WHERE received_ns BETWEEN ? AND ? AND trace_id IN (SELECT unnest(?::VARCHAR[])::UHUGEINT)
+            WHERE received_ns BETWEEN ? AND ?
+              AND trace_id IN (SELECT unnest(?::VARCHAR[])::UHUGEINT)
         ),
         ids AS (SELECT DISTINCT trace_id, span_id FROM s),
         roots AS (
@@ -302,7 +305,8 @@ def summaries(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[int]) -> list[
         orphans AS (
             SELECT s.trace_id, count(*) AS n FROM s
             WHERE s.parent_span_id <> 0 AND NOT EXISTS (
-                SELECT 1 FROM ids WHERE ids.trace_id = s.trace_id AND ids.span_id = s.parent_span_id)
+                SELECT 1 FROM ids
+                WHERE ids.trace_id = s.trace_id AND ids.span_id = s.parent_span_id)
             GROUP BY s.trace_id
         ),
         per_service AS (

@@ -76,9 +76,7 @@ class _Pending:
 class WriteAheadLog:
     """Segments ``wal-<n>.log`` in ``directory``; one thread appends and syncs."""
 
-    def __init__(
-        self, directory: Path, segment_bytes: int = 64 << 20, fsync: bool = True
-    ) -> None:
+    def __init__(self, directory: Path, segment_bytes: int = 64 << 20, fsync: bool = True) -> None:
         self._dir = directory
         self._segment_bytes = segment_bytes
         self._fsync = fsync

@@ -72,9 +72,7 @@ def insert_batches(conn: duckdb.DuckDBPyConnection, batches: list[Batch]) -> dic
             conn.executemany("INSERT INTO request_digests VALUES (?, ?)", digests)
         pos = max(b.position for b in batches)
         if pos:
-            conn.execute(
-                "INSERT OR REPLACE INTO ingest_state VALUES ('wal_position', ?)", [pos]
-            )
+            conn.execute("INSERT OR REPLACE INTO ingest_state VALUES ('wal_position', ?)", [pos])
         conn.commit()
     except Exception:
         conn.rollback()
@@ -125,7 +123,7 @@ class StoreWriter:
         gate: MemoryGate,
         metrics: SelfMetrics,
         retention: Retention,
-        on_commit: Callable[[int], None],
+        on_commit: Callable[[int], object],
     ) -> None:
         self._conn = conn
         self._gate = gate

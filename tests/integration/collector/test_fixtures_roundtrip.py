@@ -41,13 +41,23 @@ def test_otlp_examples_ingest_for_all_three_signals(live: LiveCollector, encodin
     for name, (signal, cls, kind) in _SIGNALS.items():
         path = FIXTURES / "otlp" / f"{name}.json"
         if encoding == "json":
-            r = httpx.post(f"{live.otlp_url}/v1/{signal}", content=path.read_bytes(),
-                           headers={"content-type": "application/json"}, timeout=10)
-            assert r.status_code == 200 and r.json() == {}, (name, r.text)
+            r = httpx.post(
+                f"{live.otlp_url}/v1/{signal}",
+                content=path.read_bytes(),
+                headers={"content-type": "application/json"},
+                timeout=10,
+            )
+            assert r.status_code == 200, (name, r.text)
+            assert r.json() == {}
         else:
-            r = httpx.post(f"{live.otlp_url}/v1/{signal}", content=_as_protobuf(path, cls, kind),
-                           headers=PROTOBUF, timeout=10)
-            assert r.status_code == 200 and r.content == b"", (name, r.content)
+            r = httpx.post(
+                f"{live.otlp_url}/v1/{signal}",
+                content=_as_protobuf(path, cls, kind),
+                headers=PROTOBUF,
+                timeout=10,
+            )
+            assert r.status_code == 200, (name, r.content)
+            assert r.content == b""
     live.wait_stored()
     stats = live.query("/api/narrows/stats").json()
     assert stats["spans"]["count"] == 1
@@ -60,9 +70,12 @@ def test_otlp_examples_ingest_for_all_three_signals(live: LiveCollector, encodin
     logs = live.query("/api/narrows/logs", traceId="5b8efff798038103d269b633813fc60c").json()
     assert logs["logs"][0]["body"] == "Example log record"
     assert logs["logs"][0]["spanId"] == "eee19b7ec3c1b174"
-    names = {m["family"] for m in live.query("/api/narrows/metrics",
-                                             start="2018-12-13T14:00:00Z",
-                                             end="2018-12-13T15:00:00Z").json()["metrics"]}
+    names = {
+        m["family"]
+        for m in live.query(
+            "/api/narrows/metrics", start="2018-12-13T14:00:00Z", end="2018-12-13T15:00:00Z"
+        ).json()["metrics"]
+    }
     assert {"my_counter_total", "my_gauge", "my_histogram"} <= names
 
 
@@ -97,13 +110,15 @@ def test_otlp2jaeger_trace_comes_back_with_the_same_spans_and_attributes(
     assert rs["scopeSpans"][0]["scope"] == {"name": "telemetrygen"}
 
 
-@pytest.mark.parametrize(
-    "name", sorted(p.stem for p in (FIXTURES / "zipkin").glob("*.json"))
-)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (FIXTURES / "zipkin").glob("*.json")))
 def test_zipkin_fixture_comes_back_complete(shared_live: LiveCollector, name: str) -> None:
     raw = json.loads((FIXTURES / "zipkin" / f"{name}.json").read_text())
-    r = httpx.post(shared_live.zipkin_url + "/api/v2/spans", content=json.dumps(raw),
-                   headers={"content-type": "application/json"}, timeout=30)
+    r = httpx.post(
+        shared_live.zipkin_url + "/api/v2/spans",
+        content=json.dumps(raw),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code == 202, r.text
     shared_live.wait_stored()
     by_trace: dict[str, list[dict[str, Any]]] = {}
@@ -118,8 +133,9 @@ def test_zipkin_fixture_comes_back_complete(shared_live: LiveCollector, name: st
         # the distinct (id, kind, start) set: shared client/server spans stay two spans.
         want = {(s["id"], s.get("kind", ""), s.get("timestamp", 0) * 1000) for s in sent}
         kinds = {2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
-        have = {(s["spanId"], kinds.get(s.get("kind", 0), ""), int(s["startTimeUnixNano"]))
-                for s in got}
+        have = {
+            (s["spanId"], kinds.get(s.get("kind", 0), ""), int(s["startTimeUnixNano"])) for s in got
+        }
         assert have == want
         parents = {s["id"]: s.get("parentId") for s in sent}
         for s in got:
@@ -138,8 +154,14 @@ def test_zipkin_fixture_comes_back_complete(shared_live: LiveCollector, name: st
 
 def test_zipkin_skew_keeps_timestamps_as_sent_and_shared_spans_apart(live: LiveCollector) -> None:
     raw = json.loads((FIXTURES / "zipkin" / "skew.json").read_text())
-    assert httpx.post(live.zipkin_url + "/api/v2/spans", content=json.dumps(raw),
-                      headers={"content-type": "application/json"}).status_code == 202
+    assert (
+        httpx.post(
+            live.zipkin_url + "/api/v2/spans",
+            content=json.dumps(raw),
+            headers={"content-type": "application/json"},
+        ).status_code
+        == 202
+    )
     live.wait_stored()
     got = spans_of(live.query("/api/v3/traces/1e223ff1f80f1c69").json()["result"])
     assert len(got) == 4

@@ -41,15 +41,22 @@ def _post(c: LiveCollector, url: str, body: bytes, ctype: str) -> int:
 
 
 @_FUZZ
-@given(body=st.binary(max_size=4096), path=st.sampled_from(["traces", "metrics", "logs"]),
-       ctype=st.sampled_from(["application/x-protobuf", "application/json"]))
-def test_random_bytes_never_5xx(fuzz_target: LiveCollector, body: bytes, path: str, ctype: str) -> None:
+@given(
+    body=st.binary(max_size=4096),
+    path=st.sampled_from(["traces", "metrics", "logs"]),
+    ctype=st.sampled_from(["application/x-protobuf", "application/json"]),
+)
+def test_random_bytes_never_5xx(
+    fuzz_target: LiveCollector, body: bytes, path: str, ctype: str
+) -> None:
     _post(fuzz_target, f"{fuzz_target.otlp_url}/v1/{path}", body, ctype)
 
 
 @_FUZZ
 @given(flips=st.lists(st.tuples(st.integers(0, len(_VALID) - 1), st.integers(0, 255)), max_size=8))
-def test_mutated_protobuf_never_5xx(fuzz_target: LiveCollector, flips: list[tuple[int, int]]) -> None:
+def test_mutated_protobuf_never_5xx(
+    fuzz_target: LiveCollector, flips: list[tuple[int, int]]
+) -> None:
     body = bytearray(_VALID)
     for pos, value in flips:
         body[pos] = value
@@ -58,7 +65,9 @@ def test_mutated_protobuf_never_5xx(fuzz_target: LiveCollector, flips: list[tupl
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=30,
 )
 
@@ -73,13 +82,33 @@ def test_random_json_never_5xx_on_zipkin_and_otlp(fuzz_target: LiveCollector, do
 
 def test_huge_attribute_map_is_accepted_or_refused_cleanly(tmp_path: Path) -> None:
     attrs = [{"key": f"k{i}", "value": {"stringValue": "v" * 50}} for i in range(20_000)]
-    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-        "name": "big", "startTimeUnixNano": "1", "endTimeUnixNano": "2", "attributes": attrs}]}]}]}
+    doc = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "big",
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                                "attributes": attrs,
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     with live_collector(tmp_path) as c:
         status = _post(c, c.otlp_url + "/v1/traces", json.dumps(doc).encode(), "application/json")
         assert status == 200
         c.wait_stored()
         span = c.query("/api/v3/traces/5b8efff798038103d269b633813fc60c").json()
-        assert len(span["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]) == 20_000
+        assert (
+            len(span["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"])
+            == 20_000
+        )
         assert httpx.get(c.query_url + "/healthz").status_code == 200

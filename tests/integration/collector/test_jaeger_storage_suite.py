@@ -46,7 +46,9 @@ def loaded(shared_live: LiveCollector) -> LiveCollector:
 
 
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: c["Caption"])
-def test_query_returns_exactly_the_expected_traces(loaded: LiveCollector, case: dict[str, Any]) -> None:
+def test_query_returns_exactly_the_expected_traces(
+    loaded: LiveCollector, case: dict[str, Any]
+) -> None:
     q = case["Query"]
     params: dict[str, str] = {
         "query.serviceName": q["ServiceName"],

@@ -39,7 +39,9 @@ def _request_with_bad_spans() -> bytes:
 
 
 def test_partial_success_counts_rejected_spans_and_stores_the_rest(live) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.post(live.otlp_url + "/v1/traces", content=_request_with_bad_spans(), headers=PROTOBUF)
+    r = httpx.post(
+        live.otlp_url + "/v1/traces", content=_request_with_bad_spans(), headers=PROTOBUF
+    )
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/x-protobuf"
     resp = ExportTraceServiceResponse.FromString(r.content)
@@ -50,10 +52,27 @@ def test_partial_success_counts_rejected_spans_and_stores_the_rest(live) -> None
 
 
 def test_json_partial_success_is_json(live) -> None:  # type: ignore[no-untyped-def]
-    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [
-        {"traceId": "00" * 16, "spanId": "01" * 8, "name": "zero trace"},
-        {"traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174", "name": "ok",
-         "startTimeUnixNano": "1", "endTimeUnixNano": "2", "kind": 2}]}]}]}
+    doc = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {"traceId": "00" * 16, "spanId": "01" * 8, "name": "zero trace"},
+                            {
+                                "traceId": "5B8EFFF798038103D269B633813FC60C",
+                                "spanId": "EEE19B7EC3C1B174",
+                                "name": "ok",
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                                "kind": 2,
+                            },
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     r = httpx.post(live.otlp_url + "/v1/traces", content=json.dumps(doc), headers=JSON)
     assert r.status_code == 200
     assert r.json()["partialSuccess"]["rejectedSpans"] == "1"
@@ -70,7 +89,9 @@ def test_json_partial_success_is_json(live) -> None:  # type: ignore[no-untyped-
         (b"not gzip", {**PROTOBUF, "content-encoding": "gzip"}, 400),
     ],
 )
-def test_bad_requests_get_a_status_body(live, body: bytes, headers: dict[str, str], status: int) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_get_a_status_body(
+    live, body: bytes, headers: dict[str, str], status: int
+) -> None:  # type: ignore[no-untyped-def]
     r = httpx.post(live.otlp_url + "/v1/traces", content=body, headers=headers)
     assert r.status_code == status
     if r.headers["content-type"] == "application/x-protobuf":
@@ -88,30 +109,47 @@ def test_wrong_method_is_405(live) -> None:  # type: ignore[no-untyped-def]
 def test_gzip_bomb_is_413_without_inflating_it(tmp_path: Path) -> None:
     bomb = gzip.compress(b"\0" * (64 << 20))  # 64 MiB of zeros → ~64 KiB
     with live_collector(tmp_path, max_request_bytes=1 << 20) as c:
-        r = httpx.post(c.otlp_url + "/v1/traces", content=bomb,
-                       headers={**PROTOBUF, "content-encoding": "gzip"}, timeout=30)
+        r = httpx.post(
+            c.otlp_url + "/v1/traces",
+            content=bomb,
+            headers={**PROTOBUF, "content-encoding": "gzip"},
+            timeout=30,
+        )
         assert r.status_code == 413
         assert "after decompression" in Status.FromString(r.content).message
         small = gzip.compress(trace_request(16))
-        ok = httpx.post(c.otlp_url + "/v1/traces", content=small,
-                        headers={**PROTOBUF, "content-encoding": "gzip"})
+        ok = httpx.post(
+            c.otlp_url + "/v1/traces",
+            content=small,
+            headers={**PROTOBUF, "content-encoding": "gzip"},
+        )
         assert ok.status_code == 200
 
 
 def test_a_retried_request_is_stored_once(live) -> None:  # type: ignore[no-untyped-def]
     body = trace_request(32, seed=9)
     for _ in range(3):
-        assert httpx.post(live.otlp_url + "/v1/traces", content=body, headers=PROTOBUF).status_code == 200
-    zipkin = json.dumps([{"traceId": "a" * 16, "id": "b" * 16, "name": "x", "timestamp": 1, "duration": 2}])
+        assert (
+            httpx.post(live.otlp_url + "/v1/traces", content=body, headers=PROTOBUF).status_code
+            == 200
+        )
+    zipkin = json.dumps(
+        [{"traceId": "a" * 16, "id": "b" * 16, "name": "x", "timestamp": 1, "duration": 2}]
+    )
     for _ in range(2):
-        assert httpx.post(live.zipkin_url + "/api/v2/spans", content=zipkin, headers=JSON).status_code == 202
+        assert (
+            httpx.post(live.zipkin_url + "/api/v2/spans", content=zipkin, headers=JSON).status_code
+            == 202
+        )
     live.wait_stored()
     assert live.query("/api/narrows/stats").json()["spans"]["count"] == 33
 
 
 def test_token_is_required_on_ingest_and_query(tmp_path: Path) -> None:
     with live_collector(tmp_path, token="s3cret") as c:
-        assert httpx.post(c.otlp_url + "/v1/traces", content=b"", headers=PROTOBUF).status_code == 401
+        assert (
+            httpx.post(c.otlp_url + "/v1/traces", content=b"", headers=PROTOBUF).status_code == 401
+        )
         assert httpx.get(c.query_url + "/api/v3/services").status_code == 401
         wrong = {"authorization": "Bearer nope"}
         assert httpx.get(c.query_url + "/api/v3/services", headers=wrong).status_code == 401
@@ -128,16 +166,20 @@ def test_official_exporters_send_successfully(live) -> None:  # type: ignore[no-
     provider.add_span_processor(SimpleSpanProcessor(otlp))
     provider.add_span_processor(SimpleSpanProcessor(zipkin))
     tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span("root", attributes={"http.response.status_code": 200}) as root:
-        with tracer.start_as_current_span("child", attributes={"app.cache.hit": True}):
-            pass
+    with (
+        tracer.start_as_current_span("root", attributes={"http.response.status_code": 200}) as root,
+        tracer.start_as_current_span("child", attributes={"app.cache.hit": True}),
+    ):
+        pass
     provider.shutdown()
     live.wait_stored()
     trace_id = format(root.get_span_context().trace_id, "032x")
     spans = spans_of(live.query(f"/api/v3/traces/{trace_id}").json()["result"])
     assert len(spans) == 4  # each span once over OTLP and once over Zipkin
     statuses = [
-        a["value"] for s in spans for a in s.get("attributes", [])
+        a["value"]
+        for s in spans
+        for a in s.get("attributes", [])
         if a["key"] == "http.response.status_code"
     ]
     assert statuses == [{"intValue": "200"}, {"intValue": "200"}]
@@ -153,17 +195,26 @@ def test_self_metrics_use_the_otel_collector_names(live) -> None:  # type: ignor
 
 
 def test_query_bounds_are_enforced(live) -> None:  # type: ignore[no-untyped-def]
-    ten_years = live.query("/api/narrows/red", start="2015-01-01T00:00:00Z", end="2025-01-01T00:00:00Z")
+    ten_years = live.query(
+        "/api/narrows/red", start="2015-01-01T00:00:00Z", end="2025-01-01T00:00:00Z"
+    )
     assert ten_years.status_code == 400
     assert "range" in ten_years.json()["error"]["message"]
     huge = live.query("/api/narrows/logs", limit=str(10**9))
     assert huge.status_code == 200
-    deep = live.query("/api/v3/trace-summaries", **{
-        "query.startTimeMin": "2024-01-01T00:00:00Z", "query.startTimeMax": "2024-01-01T01:00:00Z",
-        "query.searchDepth": str(10**9)})
+    deep = live.query(
+        "/api/v3/trace-summaries",
+        **{
+            "query.startTimeMin": "2024-01-01T00:00:00Z",
+            "query.startTimeMax": "2024-01-01T01:00:00Z",
+            "query.searchDepth": str(10**9),
+        },
+    )
     assert deep.status_code == 200
-    bad = live.query("/api/v3/traces", **{"query.startTimeMin": "yesterday",
-                                          "query.startTimeMax": "2024-01-01T01:00:00Z"})
+    bad = live.query(
+        "/api/v3/traces",
+        **{"query.startTimeMin": "yesterday", "query.startTimeMax": "2024-01-01T01:00:00Z"},
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["message"].startswith("malformed parameter query.startTimeMin")
     time.sleep(0)

@@ -30,8 +30,9 @@ def test_stalled_writer_means_503_with_retry_after_then_service_resumes(tmp_path
         peak = 0
         with httpx.Client(timeout=10) as client:
             for i in range(200):
-                r = client.post(c.otlp_url + "/v1/traces", content=trace_request(256, seed=i),
-                                headers=PROTOBUF)
+                r = client.post(
+                    c.otlp_url + "/v1/traces", content=trace_request(256, seed=i), headers=PROTOBUF
+                )
                 peak = max(peak, gate.used)
                 if r.status_code == 503:
                     refused = r
@@ -44,8 +45,9 @@ def test_stalled_writer_means_503_with_retry_after_then_service_resumes(tmp_path
         c.collector.writer.resume()
         c.wait_stored()
         assert gate.used == 0
-        again = httpx.post(c.otlp_url + "/v1/traces", content=trace_request(256, seed=999),
-                           headers=PROTOBUF)
+        again = httpx.post(
+            c.otlp_url + "/v1/traces", content=trace_request(256, seed=999), headers=PROTOBUF
+        )
         assert again.status_code == 200
         c.wait_stored()
         assert c.query("/api/narrows/stats").json()["spans"]["count"] == acked + 256

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
-from collector.receivers.scrape import ACCEPT, ScrapeTarget, Scraper, parse_target
+from collector.receivers.scrape import ACCEPT, Scraper, ScrapeTarget, parse_target
 from narrows.ports import free_port
 from tests.support.collector import live_collector
 
@@ -27,11 +27,16 @@ def test_parse_target_accepts_an_interval_and_refuses_junk() -> None:
 def test_scraped_histogram_keeps_samples_and_exemplars(tmp_path: Path) -> None:
     registry = CollectorRegistry()
     hist = Histogram(
-        "http_server_request_duration_seconds", "latency", ["http_route"],
-        buckets=[0.1, 0.5], registry=registry,
+        "http_server_request_duration_seconds",
+        "latency",
+        ["http_route"],
+        buckets=[0.1, 0.5],
+        registry=registry,
     )
     trace_id = "0af7651916cd43dd8448eb211c80319c"
-    hist.labels("/items/{key}").observe(0.07, exemplar={"trace_id": trace_id, "span_id": "b7ad6b7169203331"})
+    hist.labels("/items/{key}").observe(
+        0.07, exemplar={"trace_id": trace_id, "span_id": "b7ad6b7169203331"}
+    )
     hist.labels("/items/{key}").observe(0.3)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
@@ -55,7 +60,9 @@ def test_scraped_histogram_keeps_samples_and_exemplars(tmp_path: Path) -> None:
             ).json()["series"]
             assert series[0]["points"][0][1] == 2.0
             assert series[0]["labels"]["instance"] == f"127.0.0.1:{port}"
-            ex = c.query("/api/narrows/exemplars", name="http_server_request_duration_seconds").json()
+            ex = c.query(
+                "/api/narrows/exemplars", name="http_server_request_duration_seconds"
+            ).json()
             assert [e["traceId"] for e in ex["exemplars"]] == [trace_id]
             assert ex["exemplars"][0]["labels"]["le"] == "0.1"
     finally:
