@@ -76,9 +76,21 @@ def through_http(seconds: float, senders: int) -> tuple[float, float, int]:
     otlp, zipkin, query = free_port(), free_port(), free_port()
     proc = OwnedProcess.start(
         "collector",
-        narrows_cmd("collector", "--data-dir", str(data), "--otlp-port", str(otlp),
-                    "--zipkin-port", str(zipkin), "--query-port", str(query),
-                    "--retention", "0", "--max-size", "0"),
+        narrows_cmd(
+            "collector",
+            "--data-dir",
+            str(data),
+            "--otlp-port",
+            str(otlp),
+            "--zipkin-port",
+            str(zipkin),
+            "--query-port",
+            str(query),
+            "--retention",
+            "0",
+            "--max-size",
+            "0",
+        ),
         data / "logs",
         env={"NARROWS_DUCKDB_THREADS": "1"},
     )
