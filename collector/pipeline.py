@@ -132,6 +132,10 @@ class Pipeline:
             pending.cancel()
             self.gate.release(batch.reserved)
             raise
+        # Read-your-writes: answer once the batch is also queryable (committed to DuckDB),
+        # so a client that queries right after its 2xx sees its data. Durability itself
+        # came from the WAL sync above.
+        await loop.run_in_executor(None, batch.done.wait, 1.0)
         if digest is not None:
             self._seen[digest] = result
         pending.set_result(result)
