@@ -75,9 +75,36 @@ def run(args: argparse.Namespace) -> int:
         retention_ns=retention,
         max_size=max_size,
     )
+    taken = _taken_port(
+        settings.listen,
+        {
+            "--otlp-port": settings.otlp_port,
+            "--zipkin-port": settings.zipkin_port,
+            "--query-port": settings.query_port,
+        },
+    )
+    if taken:
+        print(f"narrows collector: {taken}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(settings))
     except OSError as exc:
         print(f"narrows collector: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _taken_port(host: str, ports: dict[str, int]) -> str | None:
+    """A one-line reason when a port cannot be bound, instead of uvicorn's traceback."""
+    import socket
+
+    for flag, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                return (
+                    f"cannot listen on {host}:{port} ({exc.strerror}); choose another with {flag}"
+                )
+    return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["DEFAULT_PORTS", "PortInUse", "PortPlan", "ensure_free", "free_port", "is_free"]
 
@@ -31,9 +33,29 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1", avoid: set[int] | None = None) -> int:
-    """A port the kernel says is free now (small race: the caller binds it soon after)."""
+    """A port that is free now, chosen OUTSIDE the kernel's ephemeral range.
+
+    Ports from ``bind(0)`` come from the ephemeral range, which outgoing connections also
+    draw from: a server restarted on such a port can find it taken by some client's
+    connection. Picking below the range avoids that race (small race left: the caller
+    binds it soon after).
+    """
     avoid = avoid or set()
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12_000), low))
+    random.SystemRandom().shuffle(candidates)
+    for port in candidates[:200]:
+        if port not in avoid and is_free(port, host):
+            return port
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))

@@ -128,9 +128,13 @@ def prometheus_factory(tmp_path: Path, prometheus_bin: str):  # type: ignore[no-
     stack.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
+    """Headless Debian Chromium driven by Playwright (never `playwright install`).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in the main thread,
+    which would break later tests that call ``asyncio.run``.
+    """
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         pytest.skip(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     home = tmp_path_factory.mktemp("chromium-home")
