@@ -27,10 +27,11 @@ class Cache(Protocol):
     async def close(self) -> None: ...
 
 
-def _unreachable(faults: Faults) -> None:
+def _ensure_connected(switches: Faults) -> None:
+    """Named for what a real client does here: this is the line an exception's stack shows."""
     # cache_outage simulates the cache being unreachable (a dead node, a network partition):
     # the client fails the way a refused connection does, before any data is read.
-    if faults.cache_unreachable():
+    if switches.cache_unreachable():
         raise CacheUnavailable("Error 111 connecting to cache: Connection refused.")
 
 
@@ -43,12 +44,12 @@ class MemoryCache:
         if max_items < 1:
             raise ValueError(f"max_items must be ≥ 1, got {max_items}")
         self.name = name
-        self._faults = faults
+        self._switches = faults
         self._max = max_items
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     async def get(self, key: str) -> bytes | None:
-        _unreachable(self._faults)
+        _ensure_connected(self._switches)
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -60,14 +61,14 @@ class MemoryCache:
         return value
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        _unreachable(self._faults)
+        _ensure_connected(self._switches)
         self._data[key] = (time.monotonic() + ttl_s, value)
         self._data.move_to_end(key)
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
     async def delete(self, *keys: str) -> None:
-        _unreachable(self._faults)
+        _ensure_connected(self._switches)
         for key in keys:
             self._data.pop(key, None)
 
@@ -91,7 +92,7 @@ class RedisCache:
         from redis.backoff import NoBackoff
 
         self.name = name
-        self._faults = faults
+        self._switches = faults
         self._errors = (aioredis.RedisError, OSError)
         self._client = aioredis.Redis.from_url(
             url,
@@ -102,7 +103,7 @@ class RedisCache:
         )
 
     async def get(self, key: str) -> bytes | None:
-        _unreachable(self._faults)
+        _ensure_connected(self._switches)
         try:
             value = await self._client.get(key)
         except self._errors as exc:
@@ -110,14 +111,14 @@ class RedisCache:
         return value if isinstance(value, bytes) else None
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        _unreachable(self._faults)
+        _ensure_connected(self._switches)
         try:
             await self._client.set(key, value, px=max(1, int(ttl_s * 1000)))
         except self._errors as exc:
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def delete(self, *keys: str) -> None:
-        _unreachable(self._faults)
+        _ensure_connected(self._switches)
         if not keys:
             return
         try:

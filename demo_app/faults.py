@@ -119,14 +119,19 @@ FAULTS: dict[str, FaultSpec] = {
 
 def _coerce(param: Param, value: object) -> Value:
     """Strict JSON types, plus numeric strings (what `k=v` on a command line gives)."""
-    if isinstance(value, bool):
-        raise InvalidFaultParams(f"{param.name} must be a {param.kind.__name__}, not a boolean")
     if param.kind is str:
         if not isinstance(value, str) or not value or len(value) > 200:
             raise InvalidFaultParams(f"{param.name} must be a non-empty string (≤ 200 chars)")
         return value
+    article = "an" if param.kind is int else "a"
+    if isinstance(value, bool):
+        raise InvalidFaultParams(
+            f"{param.name} must be {article} {param.kind.__name__}, not a boolean"
+        )
     if not isinstance(value, int | float | str):
-        raise InvalidFaultParams(f"{param.name} must be a {param.kind.__name__}, got {value!r}")
+        raise InvalidFaultParams(
+            f"{param.name} must be {article} {param.kind.__name__}, got {value!r}"
+        )
     try:
         if param.kind is int:
             if isinstance(value, float) and not value.is_integer():
@@ -136,8 +141,7 @@ def _coerce(param: Param, value: object) -> Value:
             number = float(value)
     except (ValueError, OverflowError):
         raise InvalidFaultParams(
-            f"{param.name} must be a{'n' if param.kind is int else ''} {param.kind.__name__}, "
-            f"got {value!r}"
+            f"{param.name} must be {article} {param.kind.__name__}, got {value!r}"
         ) from None
     if (
         number != number

@@ -86,7 +86,14 @@ def create_app(settings: DemoSettings | None = None) -> FastAPI:
     _errors_as_json(api)
     instrument(api, service_name=settings.service_name)
 
-    ops = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    ops = FastAPI(
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # FastAPI's own OpenTelemetry support is on whenever a global provider exists.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     ops.state.demo = service
     ops.include_router(admin.router)
     _errors_as_json(ops)

@@ -97,16 +97,18 @@ class ShardStore:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ShardUnavailable(self.id, first_line[:200]) from exc
 
-    async def _misbehave(self) -> None:
-        """Where the shard's database goes wrong, while the caller holds its connection."""
+    async def _send(self, conn: Connection, query: Callable[[Connection], Awaitable[T]]) -> T:
+        """One round-trip to the shard's database — where that database can go wrong."""
         # slow_shard simulates a slow database on this shard (a missing index, a saturated
         # disk): the query holds its connection longer, so the pool queues behind it too.
         delay = self._faults.shard_delay_s(self.id)
         if delay > 0:
             await asyncio.sleep(delay)
-        # failing_shard simulates a flaky database: it fails with the backend's own error.
+        # failing_shard simulates a flaky database: it fails with the backend's own error
+        # (and a stack that looks like any other failed query).
         if self._faults.shard_fails(self.id):
             raise self.backend.failure()
+        return await query(conn)
 
     async def run(
         self,
@@ -131,8 +133,7 @@ class ShardStore:
             span.pool_wait_s = time.perf_counter() - started
             broken = True
             try:
-                await self._misbehave()
-                result = await query(conn)
+                result = await self._send(conn, query)
                 broken = False
                 return result
             finally:
@@ -157,8 +158,7 @@ class ShardStore:
             span.pool_wait_s = time.perf_counter() - started
             broken = True
             try:
-                await self._misbehave()
-                await conn.begin()
+                await self._send(conn, lambda c: c.begin())
                 broken = False
             finally:
                 if broken:
@@ -247,8 +247,7 @@ class HeldConnection:
                 collection=collection,
             ),
         ):
-            await store._misbehave()
-            return await query(self._conn)
+            return await store._send(self._conn, query)
 
     async def commit(self) -> None:
         await self.run("COMMIT", "items", lambda conn: conn.commit())
