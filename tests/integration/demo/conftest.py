@@ -127,7 +127,8 @@ def shard_sql(
     import psycopg
 
     with psycopg.connect(backend.dsn, autocommit=True) as conn:
-        return [tuple(r) for r in conn.execute(sql.replace("?", "%s"), params).fetchall()]
+        cur = conn.execute(sql.replace("?", "%s"), params)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
 def stock(server: DemoServer, item_id: int) -> int:
