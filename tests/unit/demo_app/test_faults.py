@@ -103,7 +103,8 @@ def test_hot_keys_pick_a_seeded_set_within_the_catalogue() -> None:
     assert len(set(a.hot_ids())) == 12
     assert all(1 <= i <= 1000 for i in a.hot_ids())
     entry = a.describe("hot_keys")[0]
-    assert entry["active"] and entry["hot_ids"] == a.hot_ids()
+    assert entry["active"]
+    assert entry["hot_ids"] == a.hot_ids()
 
 
 def test_each_accessor_reflects_its_fault_and_clearing_restores_every_default() -> None:
@@ -122,8 +123,10 @@ def test_each_accessor_reflects_its_fault_and_clearing_restores_every_default() 
     assert faults.cache_ttl_s(60) == 0.01
     assert faults.hot_ids()
     assert faults.sequential_fanout()
-    assert faults.pool_limit(2, 4) == 1 and faults.pool_limit(1, 4) == 4
-    assert faults.cpu_burn_ms("/search") == 3 and faults.cpu_burn_ms("/items") == 0
+    assert faults.pool_limit(2, 4) == 1
+    assert faults.pool_limit(1, 4) == 4
+    assert faults.cpu_burn_ms("/search") == 3
+    assert faults.cpu_burn_ms("/items") == 0
 
     cleared = faults.clear_all()
     assert set(cleared) == set(FAULTS)

@@ -85,9 +85,11 @@ def test_step_results_count_requests_per_shard_touched_and_endpoint() -> None:
     step.record("get", [1], 0.030, None)
     step.record("put", [3], 0.005, 422)
     doc = step.to_dict()
-    assert doc["concurrency"] == 4 and doc["requests"] == 5
+    assert doc["concurrency"] == 4
+    assert doc["requests"] == 5
     assert doc["throughput_rps"] == 2.5
-    assert doc["errors"] == 2 and doc["client_errors"] == 1
+    assert doc["errors"] == 2
+    assert doc["client_errors"] == 1
     assert doc["by_shard"]["2"]["requests"] == 2
     assert doc["by_shard"]["1"]["error_rate"] == 1.0
     assert doc["by_endpoint"]["get"]["requests"] == 3
@@ -97,7 +99,9 @@ def test_step_results_count_requests_per_shard_touched_and_endpoint() -> None:
     report = LoadReport("http://x", "closed", "uniform", {"get": 1.0}, 4, [step])
     json.dumps(report.to_dict())
     table = render_table(report)
-    assert "c=4" in table and "by shard touched" in table and "multiget" in table
+    assert "c=4" in table
+    assert "by shard touched" in table
+    assert "multiget" in table
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -125,9 +129,13 @@ def test_bad_load_options_name_the_flag(argv: list[str], reason: str) -> None:
 
 def test_load_defaults_run_open_loop_for_thirty_seconds() -> None:
     config = load_cli.config_from_args(_args())
-    assert config.mode == "open" and config.duration_s == 30.0 and config.rates == ()
+    assert config.mode == "open"
+    assert config.duration_s == 30.0
+    assert config.rates == ()
     closed = load_cli.config_from_args(_args("--concurrency", "1,2,4", "--step-seconds", "3"))
-    assert closed.mode == "closed" and closed.concurrency == (1, 2, 4)
+    assert closed.mode == "closed"
+    assert closed.concurrency == (1, 2, 4)
     assert closed.duration_s == 0.0
     forever = load_cli.config_from_args(_args("--rate", "5", "--duration", "0"))
-    assert forever.duration_s == 0.0 and forever.rates == (5.0,)
+    assert forever.duration_s == 0.0
+    assert forever.rates == (5.0,)
