@@ -11,12 +11,9 @@ generator or the server shows in the trace, and its ``traceparent`` is sent to t
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
-import itertools
 import random
 import time
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,75 +22,10 @@ import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from demo_app.load_plan import KINDS, KeyChooser, Planned, RequestPlanner, parse_keys
 from demo_app.load_stats import LoadReport, StepStats
-from demo_app.schema import WORDS, make_item
-from demo_app.shards import shard_for
 
-__all__ = ["KINDS", "KeyChooser", "LoadConfig", "LoadGenerator", "parse_keys", "parse_mix"]
-
-#: Request kinds and the default mix.
-KINDS = {"get": 60.0, "multiget": 15.0, "search": 10.0, "put": 10.0, "checkout": 5.0}
-MAX_ZIPF_KEYS = 2_000_000
-
-
-def parse_mix(text: str) -> dict[str, float]:
-    """``get=70,put=5,…`` → weights (kinds not named get 0)."""
-    mix: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        if not sep or name.strip() not in KINDS:
-            raise ValueError(
-                f"--mix: {part!r} is not KIND=WEIGHT with KIND one of {', '.join(KINDS)}"
-            )
-        try:
-            weight = float(value)
-        except ValueError:
-            raise ValueError(f"--mix: weight of {name} must be a number, got {value!r}") from None
-        if not 0 <= weight < float("inf"):
-            raise ValueError(f"--mix: weight of {name} must be ≥ 0")
-        mix[name.strip()] = weight
-    if sum(mix.values()) <= 0:
-        raise ValueError("--mix: at least one weight must be positive")
-    return mix
-
-
-def parse_keys(text: str) -> float | None:
-    """``uniform`` → None; ``zipf:S`` → the exponent S (> 0)."""
-    if text == "uniform":
-        return None
-    name, _, exponent = text.partition(":")
-    try:
-        s = float(exponent)
-    except ValueError:
-        s = -1.0
-    if name != "zipf" or not 0 < s <= 10:
-        raise ValueError(f"--keys must be uniform or zipf:S with 0 < S ≤ 10, got {text!r}")
-    return s
-
-
-class KeyChooser:
-    """Item ids 1 … max_id, uniform or Zipf(s) by rank; the hot_keys fault overrides a share."""
-
-    def __init__(self, max_id: int, zipf_s: float | None, rng: random.Random) -> None:
-        self.max_id = max_id
-        self._rng = rng
-        self._cum: array[float] | None = None
-        if zipf_s is not None:
-            if max_id > MAX_ZIPF_KEYS:
-                raise ValueError(f"--max-id ≤ {MAX_ZIPF_KEYS} with zipf keys")
-            weights = (1.0 / k**zipf_s for k in range(1, max_id + 1))
-            self._cum = array("d", itertools.accumulate(weights))
-        self.hot_ids: list[int] = []
-        self.hot_share = 0.0
-
-    def pick(self) -> int:
-        # hot_keys (read from the service): a small set of keys gets most of the traffic.
-        if self.hot_ids and self._rng.random() < self.hot_share:
-            return self._rng.choice(self.hot_ids)
-        if self._cum is None:
-            return self._rng.randint(1, self.max_id)
-        x = self._rng.random() * self._cum[-1]
-        return min(bisect.bisect_left(self._cum, x) + 1, self.max_id)
+__all__ = ["LoadConfig", "LoadGenerator"]
 
 
 @dataclass(frozen=True)
@@ -118,16 +50,6 @@ class LoadConfig:
         return "closed" if self.concurrency else "open"
 
 
-@dataclass(frozen=True)
-class Planned:
-    kind: str
-    method: str
-    template: str
-    url: str
-    body: dict[str, Any] | None
-    shards: tuple[int, ...]
-
-
 class LoadGenerator:
     """Runs the steps of one config; ``stop()`` ends the run cleanly (results so far kept)."""
 
@@ -141,13 +63,11 @@ class LoadGenerator:
         self.config = config
         self._rng = random.Random(config.seed)
         self._keys = KeyChooser(config.max_id, parse_keys(config.keys), self._rng)
-        self._kinds = list(config.mix)
-        self._weights = list(itertools.accumulate(config.mix.values()))
+        self._planner = RequestPlanner(config.mix, self._keys, self._rng)
         self._progress = progress
         self._transport = transport
         self._stop = asyncio.Event()
         self._sent = 0
-        self._shards = 1
         self._tracer = trace.get_tracer("narrows.load")
         self._wall0 = time.time()
         self._mono0 = time.monotonic()
@@ -156,46 +76,6 @@ class LoadGenerator:
     def stop(self) -> None:
         self._stopped_early = True
         self._stop.set()
-
-    # --- planning requests ----------------------------------------------------------------
-
-    def _plan(self) -> Planned:
-        kind = self._kinds[
-            bisect.bisect_right(self._weights, self._rng.random() * self._weights[-1])
-        ]
-        n = self._shards
-        if kind == "get":
-            key = self._keys.pick()
-            return Planned(
-                kind, "GET", "/items/{item_id}", f"/items/{key}", None, (shard_for(key, n),)
-            )
-        if kind == "put":
-            key = self._keys.pick()
-            item = make_item(key)
-            body = {
-                "name": item.name,
-                "price": item.price,
-                "stock": self._rng.randint(50, 500),
-                "text": item.text,
-            }
-            return Planned(
-                kind, "PUT", "/items/{item_id}", f"/items/{key}", body, (shard_for(key, n),)
-            )
-        if kind == "multiget":
-            ids = sorted({self._keys.pick() for _ in range(5)})
-            shards = tuple(sorted({shard_for(k, n) for k in ids}))
-            return Planned(
-                kind, "GET", "/items", f"/items?ids={','.join(map(str, ids))}", None, shards
-            )
-        if kind == "search":
-            word = self._rng.choice(WORDS)
-            return Planned(
-                kind, "GET", "/search", f"/search?q={word}&limit=10", None, tuple(range(n))
-            )
-        ids = sorted({self._keys.pick() for _ in range(self._rng.randint(1, 3))})
-        body = {"items": [{"id": k, "quantity": 1} for k in ids], "customer": "narrows-load"}
-        shards = tuple(sorted({shard_for(k, n) for k in ids}))
-        return Planned(kind, "POST", "/orders", "/orders", body, shards)
 
     # --- sending --------------------------------------------------------------------------
 
@@ -245,7 +125,7 @@ class LoadGenerator:
         async def worker() -> None:
             while not self._stop.is_set() and time.monotonic() < until and self._budget_left():
                 self._sent += 1
-                await self._send(client, self._plan(), time.monotonic(), step)
+                await self._send(client, self._planner.plan(), time.monotonic(), step)
 
         await asyncio.gather(*(worker() for _ in range(step.concurrency or 1)))
 
@@ -271,7 +151,7 @@ class LoadGenerator:
                 except TimeoutError:
                     pass
             self._sent += 1
-            task = asyncio.create_task(one(self._plan(), next_at))
+            task = asyncio.create_task(one(self._planner.plan(), next_at))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
@@ -283,7 +163,7 @@ class LoadGenerator:
         """The shard count (to attribute requests to shards) from /healthz."""
         response = await client.get("/healthz")
         response.raise_for_status()
-        self._shards = int(response.json().get("shards", 1))
+        self._planner.shards = int(response.json().get("shards", 1))
 
     async def _poll_hot_keys(self, client: httpx.AsyncClient) -> None:
         while not self._stop.is_set():
@@ -340,7 +220,7 @@ class LoadGenerator:
         ) as client:
             with _no_http_instrumentation():
                 await self._discover(client)
-            report.shards = self._shards
+            report.shards = self._planner.shards
             poller = asyncio.create_task(_quiet(self._poll_hot_keys(client)))
             run_until = time.monotonic() + c.duration_s if c.duration_s > 0 else float("inf")
             length = self._step_length(len(steps))

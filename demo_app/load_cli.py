@@ -72,7 +72,8 @@ def _numbers(text: str, kind: type, flag: str) -> tuple[float, ...]:
 
 def config_from_args(args: argparse.Namespace) -> LoadConfig:
     """A LoadConfig, or ValueError naming the flag that is wrong."""
-    from demo_app.load import LoadConfig, parse_keys, parse_mix
+    from demo_app.load import LoadConfig
+    from demo_app.load_plan import parse_keys, parse_mix
 
     concurrency = (
         tuple(int(c) for c in _numbers(args.concurrency, int, "--concurrency"))

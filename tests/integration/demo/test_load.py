@@ -158,8 +158,9 @@ def test_client_spans_start_at_the_intended_time_and_parent_the_demos_spans(
     for server in joined:
         client = clients[server.parent.span_id]  # type: ignore[union-attr]
         assert client.context.trace_id == server.context.trace_id
-        assert client.start_time <= server.start_time
-        assert server.end_time <= client.end_time
+        # the client span opens at the intended send time, before the demo sees the request
+        # (the demo's span may close a moment after the client has its response)
+        assert client.start_time <= server.start_time <= client.end_time
         assert client.attributes["http.response.status_code"] == 200
         assert client.attributes["url.template"] == "/items/{item_id}"
 

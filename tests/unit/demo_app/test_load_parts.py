@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from demo_app import load_cli
-from demo_app.load import KeyChooser, parse_keys, parse_mix
+from demo_app.load_plan import KeyChooser, parse_keys, parse_mix
 from demo_app.load_stats import LatencyHistogram, LoadReport, StepStats, render_table
 
 
