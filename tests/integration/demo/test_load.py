@@ -57,15 +57,24 @@ def clean(demo: DemoServer) -> Any:
 def test_slow_shard_raises_p95_of_requests_touching_that_shard_by_its_delay(
     clean: DemoServer,
 ) -> None:
-    """The issue's "done when": slow_shard shard=2 delay_ms=50 moves shard 2's p95 by ≈50 ms."""
+    """The issue's "done when": slow_shard shard=2 delay_ms=50 moves shard 2's p95 by ≈50 ms
+    and the other shards' by little. Timing on a shared 2-core machine: up to three tries."""
     args = ("--rate", "60", "--duration", "4", "--mix", "get=1", "--max-id", "3000")
-    before = _load(clean, *args)["steps"][0]["by_shard"]
-    clean.service.faults.set("slow_shard", {"shard": 2, "delay_ms": 50})
-    after = _load(clean, *args, "--seed", "2")["steps"][0]["by_shard"]
-    rise = {s: after[s]["latency_ms"]["p95"] - before[s]["latency_ms"]["p95"] for s in before}
-    assert 35 <= rise["2"] <= 90, rise
-    assert all(abs(rise[s]) < 20 for s in ("0", "1", "3")), rise
-    assert after["2"]["latency_ms"]["p50"] >= 50
+    tries = []
+    for attempt in range(3):
+        before = _load(clean, *args, "--seed", str(10 + attempt))["steps"][0]["by_shard"]
+        clean.service.faults.set("slow_shard", {"shard": 2, "delay_ms": 50})
+        after = _load(clean, *args, "--seed", str(20 + attempt))["steps"][0]["by_shard"]
+        clean.service.faults.clear("slow_shard")
+        rise = {s: after[s]["latency_ms"]["p95"] - before[s]["latency_ms"]["p95"] for s in before}
+        tries.append(rise)
+        if (
+            35 <= rise["2"] <= 90
+            and all(abs(rise[s]) < 20 for s in ("0", "1", "3"))
+            and after["2"]["latency_ms"]["p50"] >= 50
+        ):
+            return
+    raise AssertionError(f"p95 rise per shard (ms), each try: {tries}")
 
 
 def test_closed_loop_steps_report_throughput_errors_and_percentiles(clean: DemoServer) -> None:
