@@ -52,6 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--load", action="store_true", help="also run the load generator against the demo app"
     )
+    demo = parser.add_argument_group("demo service (passed to `narrows demo`)")
+    demo.add_argument("--shards", type=int, help="number of shards (default 4)")
+    demo.add_argument("--cache", help="memory (default), none, or a redis:// URL")
+    demo.add_argument(
+        "--shard-dsn",
+        action="append",
+        metavar="DSN",
+        help="PostgreSQL shards: a DSN template with {i}, or once per shard",
+    )
+    demo.add_argument(
+        "--fault",
+        action="append",
+        metavar="NAME[:k=v,…]",
+        help="switch a demo fault on at start, e.g. slow_shard:shard=2,delay_ms=50",
+    )
     parser.add_argument(
         "--startup-timeout",
         type=float,
@@ -223,14 +238,17 @@ def plan_children(args: argparse.Namespace, ports: PortPlan, data_dir: Path) -> 
     )
     demo = ChildSpec(
         "demo",
-        [*me, "demo", "--data-dir", str(data_dir), "--demo-port", str(ports.demo)],
+        [
+            *me,
+            "demo",
+            "--data-dir",
+            str(data_dir),
+            "--demo-port",
+            str(ports.demo),
+            *_demo_options(args),
+        ],
         f"http://{host}:{ports.demo}/healthz",
-        env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{host}:{ports.otlp}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            # Traces show up within about a second instead of the SDK's default five.
-            "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "1000"),
-        },
+        env=_otel_env(ports),
     )
     dashboard = ChildSpec(
         "dashboard",
@@ -247,6 +265,29 @@ def plan_children(args: argparse.Namespace, ports: PortPlan, data_dir: Path) -> 
     return [collector, demo, dashboard]
 
 
+def _otel_env(ports: PortPlan) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports.otlp}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # Traces show up within about a second instead of the SDK's default five.
+        "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "1000"),
+    }
+
+
+def _demo_options(args: argparse.Namespace) -> list[str]:
+    """`narrows up`'s demo flags, passed through unchanged (`narrows demo` validates them)."""
+    out: list[str] = []
+    if getattr(args, "shards", None) is not None:
+        out += ["--shards", str(args.shards)]
+    if getattr(args, "cache", None):
+        out += ["--cache", args.cache]
+    for dsn in getattr(args, "shard_dsn", None) or []:
+        out += ["--shard-dsn", dsn]
+    for fault in getattr(args, "fault", None) or []:
+        out += ["--fault", fault]
+    return out
+
+
 def load_child(ports: PortPlan) -> ChildSpec:
     return ChildSpec(
         "load",
@@ -261,6 +302,7 @@ def load_child(ports: PortPlan) -> ChildSpec:
             "0",
         ],
         None,
+        env=_otel_env(ports),
     )
 
 

@@ -1,0 +1,44 @@
+"""`narrows up` hands the demo options to `narrows demo` and the OTLP endpoint to the load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from narrows.cli import build_parser
+from narrows.ports import PortPlan
+from narrows.supervisor import load_child, plan_children
+
+
+def _ports() -> PortPlan:
+    return PortPlan(demo=18000, otlp=14318, zipkin=19411, query=16687, dashboard=18501)
+
+
+def test_up_passes_shards_cache_dsns_and_faults_to_the_demo() -> None:
+    args = build_parser("up").parse_args(
+        [
+            "up",
+            "--shards", "3",
+            "--cache", "redis://127.0.0.1:1/0",
+            "--shard-dsn", "postgresql://h/s_{i}",
+            "--fault", "slow_shard:shard=2,delay_ms=50",
+            "--fault", "cache_outage",
+        ]
+    )  # fmt: skip
+    demo = next(c for c in plan_children(args, _ports(), Path("/tmp/x")) if c.name == "demo")
+    argv = " ".join(demo.argv)
+    assert "--shards 3" in argv
+    assert "--cache redis://127.0.0.1:1/0" in argv
+    assert "--shard-dsn postgresql://h/s_{i}" in argv
+    assert "--fault slow_shard:shard=2,delay_ms=50 --fault cache_outage" in argv
+
+
+def test_up_without_demo_options_passes_none() -> None:
+    args = build_parser("up").parse_args(["up"])
+    demo = next(c for c in plan_children(args, _ports(), Path("/tmp/x")) if c.name == "demo")
+    assert not {"--shards", "--cache", "--shard-dsn", "--fault"} & set(demo.argv)
+
+
+def test_the_load_child_runs_until_stopped_and_exports_to_our_collector() -> None:
+    child = load_child(_ports())
+    assert child.argv[-4:] == ["--target", "http://127.0.0.1:18000", "--duration", "0"]
+    assert child.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:14318"
