@@ -1,0 +1,305 @@
+"""What the analysis reads: trace samples and aggregate frames, with their exact schemas.
+
+The source layer fills ``AnalysisInputs`` from either backend (the Narrows collector, or
+Prometheus + Jaeger); the detectors read nothing else. Frames are pandas DataFrames with
+the columns below (extra columns are ignored). ``ts`` is the bucket start,
+``datetime64[ns, UTC]``. A route is ``"{method} {http.route}"``, e.g. ``"GET /items/{id}"``
+(the server span's name). When a backend cannot provide a frame, leave it ``None`` and name
+it in ``missing``: the detectors that need it are skipped and say so.
+
+``inputs_from_traces`` builds everything from a complete set of traces (tests, small
+windows, a trace-only backend).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dashboard.sources.model import Span, Trace
+
+__all__ = [
+    "CACHE_COLUMNS",
+    "RED_COLUMNS",
+    "SHARD_COLUMNS",
+    "SPAN_COLUMNS",
+    "SWEEP_COLUMNS",
+    "AnalysisInputs",
+    "SloObjective",
+    "entry_span",
+    "is_error",
+    "inputs_from_traces",
+    "require_columns",
+    "route_of",
+    "spans_frame",
+]
+
+SERVER, CLIENT = 2, 3
+STATUS_ERROR = 2
+
+#: One row per span of the sampled traces (``spans_frame`` builds it from ``Trace`` objects).
+SPAN_COLUMNS: Mapping[str, str] = {
+    "trace_id": "str",
+    "span_id": "str",
+    "parent_span_id": "str ('' for a root)",
+    "service": "str, service.name",
+    "name": "str, span name",
+    "kind": "int, OTLP SpanKind (2 server, 3 client)",
+    "start_ns": "int, unix ns",
+    "duration_ms": "float",
+    "error": "bool, status ERROR",
+    "route": "str, the trace's route ('GET /items/{id}'); '' if it has no server span",
+    "trace_duration_ms": "float, duration of the trace's entry server span",
+    "trace_error": "bool, the entry server span failed (5xx or ERROR)",
+    "shard_id": "str | None, app.shard.id",
+    "pool_wait_ms": "float | NaN, app.pool.wait_ms",
+    "db_operation": "str | None, db.operation.name",
+    "cache_name": "str | None, app.cache.name",
+    "cache_hit": "bool | None, app.cache.hit",
+    "url_path": "str | None, url.path of server spans",
+}
+#: Requests per time bucket and route (from the HTTP server histogram or server spans).
+RED_COLUMNS: Mapping[str, str] = {
+    "ts": "datetime64[ns, UTC], bucket start",
+    "route": "str",
+    "requests": "int",
+    "errors": "int, 5xx",
+    "mean_ms": "float",
+    "p50_ms": "float",
+    "p95_ms": "float",
+    "p99_ms": "float",
+}
+#: Shard queries per time bucket and shard (db client histogram + pool wait histogram).
+SHARD_COLUMNS: Mapping[str, str] = {
+    "ts": "datetime64[ns, UTC]",
+    "shard_id": "str",
+    "queries": "int",
+    "errors": "int",
+    "mean_ms": "float, query span duration including pool wait",
+    "p95_ms": "float",
+    "pool_wait_mean_ms": "float",
+}
+#: Cache lookups per time bucket and cache (app_cache_lookups_total by result).
+CACHE_COLUMNS: Mapping[str, str] = {
+    "ts": "datetime64[ns, UTC]",
+    "cache": "str, app.cache.name",
+    "hits": "int",
+    "misses": "int",
+    "errors": "int",
+}
+#: One row per closed-loop load step (``narrows load --concurrency 1,2,4,…``).
+SWEEP_COLUMNS: Mapping[str, str] = {
+    "concurrency": "float, clients (N)",
+    "throughput_rps": "float, completed requests per second (X)",
+    "p50_ms": "float",
+    "p95_ms": "float",
+    "p99_ms": "float",
+    "error_rate": "float, 0..1",
+}
+
+
+@dataclass(frozen=True)
+class SloObjective:
+    """An availability objective (and optionally a latency one) over a rolling period."""
+
+    availability: float = 0.999
+    #: Requests slower than this count as bad too (None: availability only).
+    latency_ms: float | None = None
+    period_s: float = 30 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.availability < 1.0:
+            raise ValueError(f"availability must be within (0, 1); got {self.availability}")
+        if self.latency_ms is not None and self.latency_ms <= 0:
+            raise ValueError("latency_ms must be positive")
+
+
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """Everything ``diagnose`` looks at, for one time window."""
+
+    #: A uniform random sample of the window's traces: what typical requests look like.
+    traces: Sequence[Trace]
+    #: The slowest traces of each route in the window (the tail the findings explain).
+    slow_traces: Sequence[Trace]
+    red: pd.DataFrame | None = None
+    shards: pd.DataFrame | None = None
+    cache: pd.DataFrame | None = None
+    load_sweep: pd.DataFrame | None = None
+    slo: SloObjective = field(default_factory=SloObjective)
+    #: Window bounds (unix ns); default: the span of the RED frame or of the traces.
+    start_ns: int | None = None
+    end_ns: int | None = None
+    #: Data this backend cannot provide, named (e.g. "pool_wait", "cache"), for the report.
+    missing: frozenset[str] = frozenset()
+    #: Hit ratio the cache is expected to reach (None: compare with earlier in the window).
+    expected_hit_ratio: float | None = None
+
+    def frames_ok(self) -> None:
+        """Raise ValueError naming any frame that lacks required columns."""
+        for name, frame, cols in (
+            ("red", self.red, RED_COLUMNS),
+            ("shards", self.shards, SHARD_COLUMNS),
+            ("cache", self.cache, CACHE_COLUMNS),
+            ("load_sweep", self.load_sweep, SWEEP_COLUMNS),
+        ):
+            if frame is not None:
+                require_columns(frame, cols, name)
+
+
+def require_columns(frame: pd.DataFrame, columns: Mapping[str, str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} frame lacks columns {missing}; expected {list(columns)}")
+
+
+def entry_span(trace: Trace) -> Span | None:
+    """The trace's entry server span: the earliest SERVER span (a load generator's client
+    span may sit above it), else the earliest root."""
+    servers = [s for s in trace.spans if s.kind == SERVER]
+    if servers:
+        return min(servers, key=lambda s: (s.start_ns, -s.end_ns))
+    ids = {s.span_id for s in trace.spans}
+    roots = [s for s in trace.spans if s.parent_span_id not in ids]
+    return min(roots, key=lambda s: (s.start_ns, -s.end_ns)) if roots else None
+
+
+def route_of(span: Span | None) -> str:
+    if span is None:
+        return ""
+    route = span.attributes.get("http.route")
+    method = span.attributes.get("http.request.method")
+    if route and method:
+        return f"{method} {route}"
+    return span.name
+
+
+def is_error(span: Span) -> bool:
+    code = span.attributes.get("http.response.status_code")
+    return span.status_code == STATUS_ERROR or (isinstance(code, int) and code >= 500)
+
+
+def spans_frame(traces: Sequence[Trace]) -> pd.DataFrame:
+    """One row per span with SPAN_COLUMNS (trace-level columns repeated on each row)."""
+    rows: list[dict[str, Any]] = []
+    for t in traces:
+        entry = entry_span(t)
+        route = route_of(entry)
+        t_ms = entry.duration_ms if entry else t.duration_ms
+        t_err = is_error(entry) if entry else False
+        for s in t.spans:
+            a = s.attributes
+            hit = a.get("app.cache.hit")
+            wait = a.get("app.pool.wait_ms")
+            rows.append(
+                {
+                    "trace_id": t.trace_id,
+                    "span_id": s.span_id,
+                    "parent_span_id": s.parent_span_id,
+                    "service": s.service,
+                    "name": s.name,
+                    "kind": s.kind,
+                    "start_ns": s.start_ns,
+                    "duration_ms": s.duration_ms,
+                    "error": s.status_code == STATUS_ERROR,
+                    "route": route,
+                    "trace_duration_ms": t_ms,
+                    "trace_error": t_err,
+                    "shard_id": None if a.get("app.shard.id") is None else str(a["app.shard.id"]),
+                    "pool_wait_ms": float(wait) if isinstance(wait, int | float) else np.nan,
+                    "db_operation": a.get("db.operation.name"),
+                    "cache_name": a.get("app.cache.name"),
+                    "cache_hit": hit if isinstance(hit, bool) else None,
+                    "url_path": a.get("url.path"),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
+    return frame.astype({"start_ns": "int64", "duration_ms": "float64", "error": "bool"})
+
+
+def _bucket(start_ns: pd.Series, step_s: float) -> pd.Series:
+    step_ns = int(step_s * 1e9)
+    return pd.to_datetime((start_ns // step_ns) * step_ns, unit="ns", utc=True)
+
+
+def _red(spans: pd.DataFrame, step_s: float) -> pd.DataFrame:
+    entry = spans[spans["kind"] == SERVER].drop_duplicates("trace_id")
+    g = entry.assign(ts=_bucket(entry["start_ns"], step_s)).groupby(["ts", "route"])
+    d = g["duration_ms"]
+    return pd.DataFrame(
+        {
+            "requests": d.size(),
+            "errors": g["trace_error"].sum().astype(int),
+            "mean_ms": d.mean(),
+            "p50_ms": d.quantile(0.5),
+            "p95_ms": d.quantile(0.95),
+            "p99_ms": d.quantile(0.99),
+        }
+    ).reset_index()
+
+
+def _shards(spans: pd.DataFrame, step_s: float) -> pd.DataFrame:
+    q = spans[spans["shard_id"].notna()]
+    g = q.assign(ts=_bucket(q["start_ns"], step_s)).groupby(["ts", "shard_id"])
+    return pd.DataFrame(
+        {
+            "queries": g.size(),
+            "errors": g["error"].sum().astype(int),
+            "mean_ms": g["duration_ms"].mean(),
+            "p95_ms": g["duration_ms"].quantile(0.95),
+            "pool_wait_mean_ms": g["pool_wait_ms"].mean(),
+        }
+    ).reset_index()
+
+
+def _cache(spans: pd.DataFrame, step_s: float) -> pd.DataFrame:
+    c = spans[spans["cache_name"].notna()].copy()
+    c["hit"] = (c["cache_hit"] == True) & ~c["error"]  # noqa: E712 (object column)
+    c["miss"] = ~c["hit"] & ~c["error"]
+    c = c.rename(columns={"cache_name": "cache"})
+    g = c.assign(ts=_bucket(c["start_ns"], step_s)).groupby(["ts", "cache"])
+    out = pd.DataFrame({"hits": g["hit"].sum(), "misses": g["miss"].sum(), "errors": g["error"].sum()})
+    return out.astype(int).reset_index()
+
+
+def inputs_from_traces(
+    traces: Sequence[Trace],
+    *,
+    sample_size: int = 400,
+    slow_per_route: int = 20,
+    step_s: float = 5.0,
+    seed: int = 0,
+    **options: Any,
+) -> AnalysisInputs:
+    """Aggregates from all ``traces``; a random sample and each route's slowest as the
+    trace inputs, as a source would fetch them. ``options`` go to AnalysisInputs."""
+    frame = spans_frame(traces)
+    by_route: dict[str, list[tuple[float, Trace]]] = {}
+    for t in traces:
+        entry = entry_span(t)
+        by_route.setdefault(route_of(entry), []).append(
+            (entry.duration_ms if entry else t.duration_ms, t)
+        )
+    slow = [
+        t
+        for pairs in by_route.values()
+        for _, t in sorted(pairs, key=lambda p: -p[0])[:slow_per_route]
+    ]
+    rng = random.Random(seed)
+    sample = rng.sample(list(traces), min(sample_size, len(traces)))
+    starts = [t.start_ns for t in traces]
+    return AnalysisInputs(
+        traces=sample,
+        slow_traces=slow,
+        red=_red(frame, step_s),
+        shards=_shards(frame, step_s),
+        cache=_cache(frame, step_s),
+        start_ns=min(starts) if starts else None,
+        end_ns=max(t.start_ns + int(t.duration_ms * 1e6) for t in traces) if traces else None,
+        **options,
+    )
