@@ -16,7 +16,8 @@ traces: at hit ratio X a request that missed at ratio h would have hit with prob
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from scipy import stats as sps
 from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
 from dashboard.analysis.profiles import Profile, tail_impact
 from dashboard.analysis.stats import ALPHA, binom_greater, confidence_from_p, weighted_quantile
+from dashboard.sources.model import Span
 
 __all__ = [
     "detect_cache_inefficiency",
@@ -61,7 +63,7 @@ def _fetch_ms(p: Profile) -> float:
     return total
 
 
-def _is_read(attrs: dict[str, object]) -> bool:
+def _is_read(attrs: dict[str, Any]) -> bool:
     return attrs.get("app.shard.id") is not None and attrs.get("db.operation.name") == "SELECT"
 
 
@@ -74,7 +76,9 @@ def request_outcomes(group: Sequence[Profile]) -> pd.DataFrame:
         if not lookups:
             continue
         errors = sum(1 for s in lookups if s.status_code == 2)
-        hits = sum(1 for s in lookups if s.attributes.get("app.cache.hit") is True and s.status_code != 2)
+        hits = sum(
+            1 for s in lookups if s.attributes.get("app.cache.hit") is True and s.status_code != 2
+        )
         rows.append(
             {
                 "trace_id": p.trace_id,
@@ -99,7 +103,12 @@ def latency_by_outcome(outcomes: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["route", "outcome", "requests", "p50_ms", "p95_ms", "mean_ms"])
     g = outcomes.groupby(["route", "outcome"])["duration_ms"]
     return pd.DataFrame(
-        {"requests": g.size(), "p50_ms": g.median(), "p95_ms": g.quantile(0.95), "mean_ms": g.mean()}
+        {
+            "requests": g.size(),
+            "p50_ms": g.median(),
+            "p95_ms": g.quantile(0.95),
+            "mean_ms": g.mean(),
+        }
     ).reset_index()
 
 
@@ -117,7 +126,10 @@ def what_if_latency(outcomes: pd.DataFrame, route: str, hit_ratio: float, q: flo
     p_hit = float(hit_ratio ** r["lookups"].mean())
     values = np.concatenate([hit, miss["duration_ms"].to_numpy()])
     weights = np.concatenate(
-        [np.full(len(hit), p_hit / max(len(hit), 1)), np.full(len(miss), (1 - p_hit) / max(len(miss), 1))]
+        [
+            np.full(len(hit), p_hit / max(len(hit), 1)),
+            np.full(len(miss), (1 - p_hit) / max(len(miss), 1)),
+        ]
     )
     return weighted_quantile(values, weights, q)
 
@@ -133,7 +145,9 @@ def _counts(cache: pd.DataFrame | None, outcomes: pd.DataFrame) -> pd.DataFrame:
 
 
 def detect_cache_outage(
-    cache: pd.DataFrame | None, typical: Sequence[Profile], slow: Sequence[Profile],
+    cache: pd.DataFrame | None,
+    typical: Sequence[Profile],
+    slow: Sequence[Profile],
     expected_hit_ratio: float | None = None,
 ) -> list[Finding]:
     outcomes = request_outcomes(typical)
@@ -148,7 +162,7 @@ def detect_cache_outage(
         p = binom_greater(errors, lookups, 0.001)
         healthy = c[c["errors"] == 0]
         ref = expected_hit_ratio or _ratio(healthy) or DEFAULT_REFERENCE
-        impact = tail_impact(slow, lambda s, ms, ref=ref: ms * ref if _is_fetch(s) else 0.0)
+        impact = tail_impact(slow, _fetch_saving(ref))
         score = impact.score if impact else 0.0
         significant = p < ALPHA and share >= OUTAGE_MIN_SHARE and errors >= 10
         on = impact.on if impact else "cache lookups"
@@ -159,7 +173,11 @@ def detect_cache_outage(
                 summary=(
                     f"Cache {name} fails {share:.0%} of lookups ({errors} errors); requests fall "
                     f"back to the shards"
-                    + (f", costing the slowest {impact.route} ≈{impact.ms:.1f} ms." if impact else ".")
+                    + (
+                        f", costing the slowest {impact.route} ≈{impact.ms:.1f} ms."
+                        if impact
+                        else "."
+                    )
                 ),
                 impact=Impact(impact.ms if impact else 0.0, "ms", on, score),
                 confidence=confidence_from_p(p, lookups),
@@ -173,7 +191,9 @@ def detect_cache_outage(
                         "errors": errors,
                         "error_share": share,
                         "reference_hit_ratio": ref,
-                        "latency_by_outcome": latency_by_outcome(outcomes).round(3).to_dict("records"),
+                        "latency_by_outcome": latency_by_outcome(outcomes)
+                        .round(3)
+                        .to_dict("records"),
                     },
                 ),
             )
@@ -181,10 +201,18 @@ def detect_cache_outage(
     return out
 
 
-def _is_fetch(span: object) -> bool:
-    attrs = getattr(span, "attributes", {})
-    failed_lookup = bool(attrs.get("app.cache.name")) and getattr(span, "status_code", 0) == 2
-    return _is_read(attrs) or failed_lookup
+def _is_fetch(span: Span) -> bool:
+    failed_lookup = bool(span.attributes.get("app.cache.name")) and span.status_code == 2
+    return _is_read(span.attributes) or failed_lookup
+
+
+def _fetch_saving(probability: float) -> Callable[[Span, float], float]:
+    """A fetch's critical time, saved with the probability that the lookup would hit."""
+
+    def excess(span: Span, critical_ms: float) -> float:
+        return critical_ms * probability if _is_fetch(span) else 0.0
+
+    return excess
 
 
 def _ratio(c: pd.DataFrame) -> float | None:
@@ -193,7 +221,9 @@ def _ratio(c: pd.DataFrame) -> float | None:
 
 
 def detect_cache_inefficiency(
-    cache: pd.DataFrame | None, typical: Sequence[Profile], slow: Sequence[Profile],
+    cache: pd.DataFrame | None,
+    typical: Sequence[Profile],
+    slow: Sequence[Profile],
     expected_hit_ratio: float | None = None,
 ) -> list[Finding]:
     outcomes = request_outcomes(typical)
@@ -211,36 +241,56 @@ def detect_cache_inefficiency(
             continue
         p, dropped = 1.0, False
         if before is not None:
-            table = [[late["hits"].sum(), late["misses"].sum()], [early["hits"].sum(), early["misses"].sum()]]
-            p = float(sps.chi2_contingency(np.asarray(table, dtype=float))[1]) if before > now else 1.0
+            table = [
+                [late["hits"].sum(), late["misses"].sum()],
+                [early["hits"].sum(), early["misses"].sum()],
+            ]
+            p = (
+                float(sps.chi2_contingency(np.asarray(table, dtype=float))[1])
+                if before > now
+                else 1.0
+            )
             dropped = p < ALPHA and before - now >= DROP_MIN
-        ref = expected_hit_ratio if expected_hit_ratio is not None else (before if dropped else None)
+        ref = (
+            expected_hit_ratio if expected_hit_ratio is not None else (before if dropped else None)
+        )
         if ref is None or ref <= now:
             continue
         gain = (ref - now) / (1.0 - now) if now < 1 else 0.0
-        impact = tail_impact(slow, lambda s, ms, gain=gain: ms * gain if _is_fetch(s) else 0.0)
+        impact = tail_impact(slow, _fetch_saving(gain))
         if impact is None:
             continue
         significant = dropped or (expected_hit_ratio is not None and ref - now >= DROP_MIN)
         notes = _refetch_note(outcomes)
-        what_if = {
-            route: {
-                "p95_now_ms": what_if_latency(outcomes, route, now),
-                f"p95_at_{ref:.2f}_ms": what_if_latency(outcomes, route, ref),
+        what_if = (
+            {
+                route: {
+                    "p95_now_ms": what_if_latency(outcomes, route, now),
+                    f"p95_at_{ref:.2f}_ms": what_if_latency(outcomes, route, ref),
+                }
+                for route in sorted(outcomes["route"].unique())
             }
-            for route in sorted(outcomes["route"].unique())
-        } if not outcomes.empty else {}
+            if not outcomes.empty
+            else {}
+        )
         out.append(
             Finding(
                 kind="cache_inefficiency",
                 subject={"app.cache.name": str(name)},
                 summary=(
                     f"Cache {name} hits {now:.0%} of lookups"
-                    + (f" (down from {before:.0%})" if dropped and before is not None else f" (expected {ref:.0%})")
-                    + f"; at {ref:.0%} the slowest {impact.route} would be ≈{impact.ms:.1f} ms faster."
+                    + (
+                        f" (down from {before:.0%})"
+                        if dropped and before is not None
+                        else f" (expected {ref:.0%})"
+                    )
+                    + f"; at {ref:.0%} the slowest {impact.route} would be "
+                    + f"≈{impact.ms:.1f} ms faster."
                 ),
                 impact=Impact(impact.ms, "ms", impact.on, impact.score),
-                confidence=confidence_from_p(p if dropped else 0.05, int(c[["hits", "misses"]].sum().sum())),
+                confidence=confidence_from_p(
+                    p if dropped else 0.05, int(c[["hits", "misses"]].sum().sum())
+                ),
                 severity=severity_for(impact.score, significant=significant),
                 evidence=Evidence(
                     trace_ids=impact.trace_ids,

@@ -92,10 +92,17 @@ def fit_usl(concurrency: np.ndarray | pd.Series, throughput: np.ndarray | pd.Ser
         raise ValueError(f"a USL fit needs at least 3 load steps with throughput; got {len(n)}")
     lam0 = float(np.max(x[n == n.min()] / n.min()))
     params, cov = curve_fit(
-        usl, n, x, p0=[lam0, 0.05, 0.001], sigma=x, bounds=([0.0, 0.0, 0.0], [np.inf, 1.0, 1.0]),
+        usl,
+        n,
+        x,
+        p0=[lam0, 0.05, 0.001],
+        sigma=x,
+        bounds=([0.0, 0.0, 0.0], [np.inf, 1.0, 1.0]),
         maxfev=20000,
     )
-    errors = np.sqrt(np.clip(np.diag(cov), 0.0, None)) if np.all(np.isfinite(cov)) else [math.nan] * 3
+    errors = (
+        np.sqrt(np.clip(np.diag(cov), 0.0, None)) if np.all(np.isfinite(cov)) else [math.nan] * 3
+    )
     pred = usl(n, *params)
     resid = x - pred
     ss_tot = float(np.sum((x - x.mean()) ** 2))
@@ -160,11 +167,15 @@ def replicas_needed(target_rps: float, per_replica_rps: float, headroom: float =
 def capacity_plan(
     sweep: pd.DataFrame, *, target_rps: float | None = None, slo_p99_ms: float | None = None
 ) -> CapacityPlan:
-    require_columns(sweep, {k: v for k, v in SWEEP_COLUMNS.items() if k != "error_rate"}, "load_sweep")
+    require_columns(
+        sweep, {k: v for k, v in SWEEP_COLUMNS.items() if k != "error_rate"}, "load_sweep"
+    )
     fit = fit_usl(sweep["concurrency"], sweep["throughput_rps"])
     notes = []
     if fit.mape > 0.1:
-        notes.append(f"the USL fits the sweep poorly (mean error {fit.mape:.0%}): treat it as rough")
+        notes.append(
+            f"the USL fits the sweep poorly (mean error {fit.mape:.0%}): treat it as rough"
+        )
     slo_n = slo_x = None
     if slo_p99_ms is not None:
         slo_n, note = _slo_concurrency(sweep, slo_p99_ms)
@@ -210,8 +221,12 @@ def detect_saturation(
                 aggregate={
                     "live_rps": live,
                     "capacity_rps": capacity,
-                    "usl": {"lambda": plan.fit.lam, "sigma": plan.fit.sigma, "kappa": plan.fit.kappa,
-                            "mape": plan.fit.mape},
+                    "usl": {
+                        "lambda": plan.fit.lam,
+                        "sigma": plan.fit.sigma,
+                        "kappa": plan.fit.kappa,
+                        "mape": plan.fit.mape,
+                    },
                 },
                 notes=plan.notes,
             ),

@@ -52,7 +52,10 @@ class AttributeDifference:
 
 
 def _categorical(a: pd.Series, b: pd.Series, name: str) -> AttributeDifference | None:
-    sa, sb = a.astype(object).fillna(MISSING).astype(str), b.astype(object).fillna(MISSING).astype(str)
+    sa, sb = (
+        a.astype(object).fillna(MISSING).astype(str),
+        b.astype(object).fillna(MISSING).astype(str),
+    )
     pa, pb = sa.value_counts(normalize=True), sb.value_counts(normalize=True)
     values = pa.index.union(pb.index)
     if len(values) < 2 or len(values) > MAX_CATEGORIES:
@@ -60,7 +63,10 @@ def _categorical(a: pd.Series, b: pd.Series, name: str) -> AttributeDifference |
     pa, pb = pa.reindex(values, fill_value=0.0), pb.reindex(values, fill_value=0.0)
     diff = pa - pb
     table = np.vstack(
-        [sa.value_counts().reindex(values, fill_value=0), sb.value_counts().reindex(values, fill_value=0)]
+        [
+            sa.value_counts().reindex(values, fill_value=0),
+            sb.value_counts().reindex(values, fill_value=0),
+        ]
     )
     table = table[:, table.sum(axis=0) > 0]
     p = float(sps.chi2_contingency(table)[1]) if table.shape[1] > 1 else 1.0
@@ -76,8 +82,13 @@ def _numeric(a: pd.Series, b: pd.Series, name: str) -> AttributeDifference | Non
         return None
     res = sps.ks_2samp(xa, xb)
     return AttributeDifference(
-        name, "numeric", float(res.statistic), float(res.pvalue), None,
-        float(np.median(xa)), float(np.median(xb)),
+        name,
+        "numeric",
+        float(res.statistic),
+        float(res.pvalue),
+        None,
+        float(np.median(xa)),
+        float(np.median(xb)),
     )
 
 

@@ -22,7 +22,14 @@ from dataclasses import dataclass, replace
 
 from dashboard.sources.model import Span, Trace
 
-__all__ = ["Segment", "SpanTree", "critical_path", "critical_time_by_span", "self_times", "span_tree"]
+__all__ = [
+    "Segment",
+    "SpanTree",
+    "critical_path",
+    "critical_time_by_span",
+    "self_times",
+    "span_tree",
+]
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,9 @@ def span_tree(trace: Trace) -> SpanTree:
     for s in trace.spans:
         index.setdefault(s.span_id, s)
     spans = list(index.values())
-    roots = [s for s in spans if s.parent_span_id in ("", s.span_id) or s.parent_span_id not in index]
+    roots = [
+        s for s in spans if s.parent_span_id in ("", s.span_id) or s.parent_span_id not in index
+    ]
     true_roots = [s for s in roots if s.parent_span_id in ("", s.span_id)]
     pool = true_roots or roots or spans
     root = min(pool, key=lambda s: (s.start_ns - s.end_ns, s.start_ns, s.span_id))
@@ -77,17 +86,17 @@ def span_tree(trace: Trace) -> SpanTree:
     # Top-down: (span as adjusted, shift inherited from moved ancestors).
     stack: list[tuple[Span, int]] = [(root, 0)]
     while stack:
-        parent, shift = stack.pop()
-        for raw in raw_children.get(parent.span_id, []):
+        up, shift = stack.pop()
+        for raw in raw_children.get(up.span_id, []):
             if raw.span_id in fixed:
                 continue
-            child, own_shift, changed = _fit(parent, raw, shift)
+            child, own_shift, changed = _fit(up, raw, shift)
             if child is None:
                 dropped += 1 + _count_descendants(raw, raw_children)
                 continue
             adjusted += changed
             fixed[child.span_id] = child
-            children.setdefault(parent.span_id, []).append(child)
+            children.setdefault(up.span_id, []).append(child)
             stack.append((child, own_shift))
     # Spans never reached (a parent cycle) hang off the root.
     for s in spans:
@@ -138,7 +147,8 @@ def critical_path(trace: Trace | SpanTree) -> list[Segment]:
     """Segments in time order; their durations sum to the root span's duration."""
     tree = trace if isinstance(trace, SpanTree) else span_tree(trace)
     by_end = {
-        pid: sorted(kids, key=lambda s: (s.end_ns, s.start_ns)) for pid, kids in tree.children.items()
+        pid: sorted(kids, key=lambda s: (s.end_ns, s.start_ns))
+        for pid, kids in tree.children.items()
     }
     ends = {pid: [s.end_ns for s in kids] for pid, kids in by_end.items()}
     segments: list[Segment] = []

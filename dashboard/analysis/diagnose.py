@@ -41,8 +41,15 @@ EXPLAINS: dict[str, frozenset[str]] = {
     ),
     "failing_shard": frozenset({"slow_operation", "slo_burn"}),
     "cache_outage": frozenset(
-        {"cache_inefficiency", "pool_contention", "slow_shard", "hot_shard", "slow_operation",
-         "slo_burn", "saturation"}
+        {
+            "cache_inefficiency",
+            "pool_contention",
+            "slow_shard",
+            "hot_shard",
+            "slow_operation",
+            "slo_burn",
+            "saturation",
+        }
     ),
     "cache_inefficiency": frozenset(
         {"pool_contention", "hot_shard", "slow_operation", "slo_burn", "saturation"}
@@ -61,7 +68,9 @@ _MUTUAL = frozenset(
     {frozenset({"hot_shard", "slow_shard"}), frozenset({"hot_shard", "pool_contention"})}
 )
 #: Causes that slow the whole service, whatever route or shard a symptom names.
-_SERVICE_WIDE = frozenset({"event_loop_blocking", "saturation", "cache_outage", "cache_inefficiency"})
+_SERVICE_WIDE = frozenset(
+    {"event_loop_blocking", "saturation", "cache_outage", "cache_inefficiency"}
+)
 
 
 @dataclass(frozen=True)
@@ -76,20 +85,21 @@ class _Context:
     inputs: AnalysisInputs
     typical: list[Profile]
     slow: list[Profile]
-    #: SPAN_COLUMNS rows of the typical (random) sample.
+    #: SPAN_COLUMNS rows of the typical (random) sample, and its per-shard table.
     spans: pd.DataFrame
+    shards: pd.DataFrame
 
 
 def _detectors() -> list[tuple[str, str | None, Callable[[_Context], list[Finding]]]]:
     """(name, the input it cannot run without, the detector)."""
 
     return [
-        ("hot shard", None, lambda c: detect_hot_shards(shard_table(c.spans, c.inputs.shards))),
-        ("slow shard", "traces", lambda c: detect_slow_shards(c.spans, c.slow)),
+        ("hot shard", None, lambda c: detect_hot_shards(c.shards)),
+        ("slow shard", "traces", lambda c: detect_slow_shards(c.spans, c.slow, c.shards)),
         (
             "failing shard",
             None,
-            lambda c: detect_failing_shards(shard_table(c.spans, c.inputs.shards), c.typical),
+            lambda c: detect_failing_shards(c.shards, c.typical),
         ),
         (
             "cache outage",
@@ -111,9 +121,7 @@ def _detectors() -> list[tuple[str, str | None, Callable[[_Context], list[Findin
         (
             "saturation",
             "load_sweep",
-            lambda c: detect_saturation(
-                c.inputs.red, c.inputs.load_sweep, c.inputs.slo.latency_ms
-            ),
+            lambda c: detect_saturation(c.inputs.red, c.inputs.load_sweep, c.inputs.slo.latency_ms),
         ),
         ("SLO burn", "red", lambda c: detect_slo_burn(c.inputs.red, c.inputs.slo, c.typical)),
         ("slow operation", "traces", lambda c: slow_operations(c.slow, c.typical, c.inputs.red)),
@@ -136,8 +144,13 @@ def _available(inputs: AnalysisInputs, need: str | None) -> bool:
 
 def diagnose_report(inputs: AnalysisInputs) -> Diagnosis:
     inputs.frames_ok()
+    spans = spans_frame(inputs.traces)
     ctx = _Context(
-        inputs, profiles(inputs.traces), profiles(inputs.slow_traces), spans_frame(inputs.traces)
+        inputs,
+        profiles(inputs.traces),
+        profiles(inputs.slow_traces),
+        spans,
+        shard_table(spans, inputs.shards),
     )
     found: list[Finding] = []
     skipped: list[str] = []
@@ -181,11 +194,18 @@ def _compatible(cause: Finding, effect: Finding) -> bool:
     if cause.kind in _SERVICE_WIDE or effect.kind == "slo_burn":
         return True
     for key in _MATCH_KEYS:
-        if key in cause.subject and key in effect.subject and cause.subject[key] != effect.subject[key]:
+        if (
+            key in cause.subject
+            and key in effect.subject
+            and cause.subject[key] != effect.subject[key]
+        ):
             return False
     # A shard-specific cause explains a route-level symptom only through that shard.
-    return not ("app.shard.id" in cause.subject and "app.shard.id" not in effect.subject
-                and effect.kind not in ("slo_burn", "saturation"))
+    return not (
+        "app.shard.id" in cause.subject
+        and "app.shard.id" not in effect.subject
+        and effect.kind not in ("slo_burn", "saturation")
+    )
 
 
 def link_causes(findings: Sequence[Finding]) -> list[Finding]:

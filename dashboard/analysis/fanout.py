@@ -66,7 +66,10 @@ def fanout_groups(p: Profile) -> list[FanoutGroup]:
             seriality = (union - longest) / (total - longest) if total > longest else 0.0
             out.append(
                 FanoutGroup(
-                    parent_id, name, tuple(group), min(1.0, max(0.0, seriality)),
+                    parent_id,
+                    name,
+                    tuple(group),
+                    min(1.0, max(0.0, seriality)),
                     max(0.0, (union - longest) / 1e6),
                 )
             )
@@ -97,15 +100,19 @@ def detect_sequential_fanout(typical: Sequence[Profile], slow: Sequence[Profile]
         share = len(seq) / len(groups)
         if not seq:
             continue
-        p = binom_greater(len(seq), len(groups), 0.05)
+        pval = binom_greater(len(seq), len(groups), 0.05)
         tail = [q for q in slow if q.route == route]
         tail_ms = sum(q.duration_ms for q in tail) / len(tail) if tail else 0.0
         saved = [sum(g.saving_ms for g in fanout_groups(q) if g.sequential) for q in tail]
         saving = sum(saved) / len(saved) if saved else 0.0
         score = min(1.0, saving / tail_ms) if tail_ms > 0 else 0.0
-        significant = p < ALPHA and share >= MIN_SHARE
+        significant = pval < ALPHA and share >= MIN_SHARE
         method, _, template = route.partition(" ")
-        ids = tuple(q.trace_id for q, s in sorted(zip(tail, saved, strict=True), key=lambda x: -x[1]) if s > 0)
+        ids = tuple(
+            q.trace_id
+            for q, s in sorted(zip(tail, saved, strict=True), key=lambda x: -x[1])
+            if s > 0
+        )
         width = sum(len(g.spans) for g in seq) / len(seq)
         out.append(
             Finding(
@@ -117,7 +124,7 @@ def detect_sequential_fanout(typical: Sequence[Profile], slow: Sequence[Profile]
                     f"save ≈{saving:.1f} ms."
                 ),
                 impact=Impact(saving, "ms", f"mean of the slowest {len(tail)} {route}", score),
-                confidence=confidence_from_p(p, len(groups)),
+                confidence=confidence_from_p(pval, len(groups)),
                 severity=severity_for(score, significant=significant),
                 evidence=Evidence(
                     trace_ids=ids[:5],

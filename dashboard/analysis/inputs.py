@@ -32,8 +32,8 @@ __all__ = [
     "AnalysisInputs",
     "SloObjective",
     "entry_span",
-    "is_error",
     "inputs_from_traces",
+    "is_error",
     "require_columns",
     "route_of",
     "spans_frame",
@@ -186,7 +186,7 @@ def is_error(span: Span) -> bool:
 
 def spans_frame(traces: Sequence[Trace]) -> pd.DataFrame:
     """One row per span with SPAN_COLUMNS (trace-level columns repeated on each row)."""
-    rows: list[dict[str, Any]] = []
+    cols: dict[str, list[Any]] = {c: [] for c in SPAN_COLUMNS}
     for t in traces:
         entry = entry_span(t)
         route = route_of(entry)
@@ -196,30 +196,29 @@ def spans_frame(traces: Sequence[Trace]) -> pd.DataFrame:
             a = s.attributes
             hit = a.get("app.cache.hit")
             wait = a.get("app.pool.wait_ms")
-            rows.append(
-                {
-                    "trace_id": t.trace_id,
-                    "span_id": s.span_id,
-                    "parent_span_id": s.parent_span_id,
-                    "service": s.service,
-                    "name": s.name,
-                    "kind": s.kind,
-                    "start_ns": s.start_ns,
-                    "duration_ms": s.duration_ms,
-                    "error": s.status_code == STATUS_ERROR,
-                    "route": route,
-                    "trace_duration_ms": t_ms,
-                    "trace_error": t_err,
-                    "shard_id": None if a.get("app.shard.id") is None else str(a["app.shard.id"]),
-                    "pool_wait_ms": float(wait) if isinstance(wait, int | float) else np.nan,
-                    "db_operation": a.get("db.operation.name"),
-                    "cache_name": a.get("app.cache.name"),
-                    "cache_hit": hit if isinstance(hit, bool) else None,
-                    "url_path": a.get("url.path"),
-                }
-            )
-    frame = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
-    return frame.astype({"start_ns": "int64", "duration_ms": "float64", "error": "bool"})
+            shard = a.get("app.shard.id")
+            cols["trace_id"].append(t.trace_id)
+            cols["span_id"].append(s.span_id)
+            cols["parent_span_id"].append(s.parent_span_id)
+            cols["service"].append(s.service)
+            cols["name"].append(s.name)
+            cols["kind"].append(s.kind)
+            cols["start_ns"].append(s.start_ns)
+            cols["duration_ms"].append((s.end_ns - s.start_ns) / 1e6)
+            cols["error"].append(s.status_code == STATUS_ERROR)
+            cols["route"].append(route)
+            cols["trace_duration_ms"].append(t_ms)
+            cols["trace_error"].append(t_err)
+            cols["shard_id"].append(None if shard is None else str(shard))
+            cols["pool_wait_ms"].append(float(wait) if isinstance(wait, int | float) else np.nan)
+            cols["db_operation"].append(a.get("db.operation.name"))
+            cols["cache_name"].append(a.get("app.cache.name"))
+            cols["cache_hit"].append(hit if isinstance(hit, bool) else None)
+            cols["url_path"].append(a.get("url.path"))
+    frame = pd.DataFrame(cols)
+    return frame.astype(
+        {"start_ns": "int64", "duration_ms": "float64", "error": "bool", "kind": "int64"}
+    )
 
 
 def _bucket(start_ns: pd.Series, step_s: float) -> pd.Series:
@@ -263,7 +262,9 @@ def _cache(spans: pd.DataFrame, step_s: float) -> pd.DataFrame:
     c["miss"] = ~c["hit"] & ~c["error"]
     c = c.rename(columns={"cache_name": "cache"})
     g = c.assign(ts=_bucket(c["start_ns"], step_s)).groupby(["ts", "cache"])
-    out = pd.DataFrame({"hits": g["hit"].sum(), "misses": g["miss"].sum(), "errors": g["error"].sum()})
+    out = pd.DataFrame(
+        {"hits": g["hit"].sum(), "misses": g["miss"].sum(), "errors": g["error"].sum()}
+    )
     return out.astype(int).reset_index()
 
 

@@ -86,7 +86,9 @@ class Profile:
         return self.tree.spans.values()
 
 
-def _by_operation(tree: SpanTree, critical_ms: dict[str, float]) -> dict[Operation, tuple[float, int]]:
+def _by_operation(
+    tree: SpanTree, critical_ms: dict[str, float]
+) -> dict[Operation, tuple[float, int]]:
     out: dict[Operation, tuple[float, int]] = {}
     for sid, ms in critical_ms.items():
         if ms <= 0:

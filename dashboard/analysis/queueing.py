@@ -13,7 +13,7 @@ request spent waiting for the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import median
 
 import numpy as np
@@ -29,6 +29,7 @@ from dashboard.analysis.stats import (
     holm,
     mann_whitney_greater,
 )
+from dashboard.sources.model import Span
 
 __all__ = ["detect_event_loop_blocking", "detect_pool_contention", "loop_time_ms", "pool_table"]
 
@@ -57,7 +58,8 @@ def pool_table(spans: pd.DataFrame) -> pd.DataFrame:
             "wait_mean_ms": g["wait"].mean(),
             "wait_p95_ms": g["wait"].quantile(0.95),
             "query_mean_ms": g["duration_ms"].mean() - g["wait"].mean(),
-            "wait_share": g["wait"].sum() / g["duration_ms"].sum().where(g["duration_ms"].sum() > 0),
+            "wait_share": g["wait"].sum()
+            / g["duration_ms"].sum().where(g["duration_ms"].sum() > 0),
         }
     )
     return table.sort_index()
@@ -67,22 +69,16 @@ def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list
     table = pool_table(spans)
     if table.empty:
         return []
-    pvals = holm([binom_greater(int(r["waited"]), int(r["queries"]), 0.05) for _, r in table.iterrows()])
+    pvals = holm(
+        [binom_greater(int(r["waited"]), int(r["queries"]), 0.05) for _, r in table.iterrows()]
+    )
     out: list[Finding] = []
     for (shard, row), p in zip(table.iterrows(), pvals, strict=True):
         share = float(row["wait_share"]) if pd.notna(row["wait_share"]) else 0.0
         if row["waited"] == 0 or share < 0.02:
             continue
 
-        def excess(s: object, ms: float, shard: object = shard) -> float:
-            a = getattr(s, "attributes", {})
-            if str(a.get("app.shard.id")) != str(shard):
-                return 0.0
-            wait = a.get("app.pool.wait_ms")
-            dur = (getattr(s, "end_ns", 0) - getattr(s, "start_ns", 0)) / 1e6
-            return ms * min(1.0, float(wait) / dur) if isinstance(wait, int | float) and dur > 0 else 0.0
-
-        impact = tail_impact(slow, excess)
+        impact = tail_impact(slow, _waiting_on(str(shard)))
         if impact is None:
             continue
         significant = p < ALPHA and share >= MIN_WAIT_SHARE
@@ -92,7 +88,8 @@ def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list
                 subject={"app.shard.id": str(shard)},
                 summary=(
                     f"Queries on shard {shard} spend {share:.0%} of their time waiting for a pool "
-                    f"connection (mean {row['wait_mean_ms']:.1f} ms, p95 {row['wait_p95_ms']:.1f} ms "
+                    f"connection (mean {row['wait_mean_ms']:.1f} ms, "
+                    f"p95 {row['wait_p95_ms']:.1f} ms "
                     f"vs {row['query_mean_ms']:.1f} ms of work); it costs the slowest "
                     f"{impact.route} ≈{impact.ms:.1f} ms."
                 ),
@@ -113,6 +110,21 @@ def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list
     return out
 
 
+def _waiting_on(shard: str) -> Callable[[Span, float], float]:
+    """The part of a query span's critical time spent waiting, for spans on ``shard``."""
+
+    def excess(span: Span, critical_ms: float) -> float:
+        if str(span.attributes.get("app.shard.id")) != shard:
+            return 0.0
+        wait = span.attributes.get("app.pool.wait_ms")
+        dur = (span.end_ns - span.start_ns) / 1e6
+        if not isinstance(wait, int | float) or dur <= 0:
+            return 0.0
+        return critical_ms * min(1.0, float(wait) / dur)
+
+    return excess
+
+
 def loop_time_ms(p: Profile) -> float:
     """Critical-path time in the entry server span's own code, plus a caller's root span
     above it (time before the server started: waiting to be accepted)."""
@@ -123,7 +135,9 @@ def loop_time_ms(p: Profile) -> float:
     return total
 
 
-def detect_event_loop_blocking(typical: Sequence[Profile], slow: Sequence[Profile]) -> list[Finding]:
+def detect_event_loop_blocking(
+    typical: Sequence[Profile], slow: Sequence[Profile]
+) -> list[Finding]:
     routes = sorted({p.route for p in slow if p.route})
     blocked: dict[str, tuple[float, float, float]] = {}  # route → (excess ms, share, p)
     tested = 0
@@ -142,7 +156,9 @@ def detect_event_loop_blocking(typical: Sequence[Profile], slow: Sequence[Profil
     if not blocked:
         return []
     adjusted = dict(zip(blocked, holm([v[2] for v in blocked.values()]), strict=True))
-    hit = [r for r, (_, share, _) in blocked.items() if share >= LOOP_MIN_SHARE and adjusted[r] < ALPHA]
+    hit = [
+        r for r, (_, share, _) in blocked.items() if share >= LOOP_MIN_SHARE and adjusted[r] < ALPHA
+    ]
     worst = max(blocked, key=lambda r: blocked[r][1])
     excess_ms, score_share, _ = blocked[worst]
     if score_share < 0.05:
@@ -156,7 +172,10 @@ def detect_event_loop_blocking(typical: Sequence[Profile], slow: Sequence[Profil
     n_worst = sum(1 for p in slow if p.route == worst)
     significant = len(hit) >= min(LOOP_MIN_ROUTES, max(tested, 1)) and tested >= LOOP_MIN_ROUTES
     score = min(1.0, score_share)
-    ids = tuple(p.trace_id for p in sorted((p for p in slow if p.route == worst), key=lambda p: -loop_time_ms(p)))
+    ids = tuple(
+        p.trace_id
+        for p in sorted((p for p in slow if p.route == worst), key=lambda p: -loop_time_ms(p))
+    )
     return [
         Finding(
             kind="event_loop_blocking",
@@ -177,7 +196,10 @@ def detect_event_loop_blocking(typical: Sequence[Profile], slow: Sequence[Profil
             evidence=Evidence(
                 trace_ids=ids[:5],
                 aggregate={
-                    "routes": {r: {"excess_ms": v[0], "share": v[1], "p_holm": adjusted[r]} for r, v in blocked.items()},
+                    "routes": {
+                        r: {"excess_ms": v[0], "share": v[1], "p_holm": adjusted[r]}
+                        for r, v in blocked.items()
+                    },
                     "culprit": culprit,
                     "culprit_own_ms": own_ms,
                 },

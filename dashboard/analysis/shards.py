@@ -13,7 +13,8 @@ shards found by significance tests (Holm-corrected over all shards) plus an effe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from dashboard.analysis.stats import (
     holm,
     mann_whitney_greater,
 )
+from dashboard.sources.model import Span
 
 __all__ = ["detect_failing_shards", "detect_hot_shards", "detect_slow_shards", "shard_table"]
 
@@ -55,11 +57,14 @@ def shard_table(spans: pd.DataFrame, counts: pd.DataFrame | None = None) -> pd.D
     wait excluded) and mean pool wait. Counts come from the complete ``counts`` frame
     (SHARD_COLUMNS) when given, else from the sampled spans."""
     q = _queries(spans)
-    lat = q.groupby("shard_id").agg(
-        query_p50_ms=("query_ms", "median"),
-        query_p95_ms=("query_ms", lambda s: s.quantile(0.95)),
-        wait_mean_ms=("wait_ms", "mean"),
-        sampled=("query_ms", "size"),
+    g = q.groupby("shard_id")
+    lat = pd.DataFrame(
+        {
+            "query_p50_ms": g["query_ms"].median(),
+            "query_p95_ms": g["query_ms"].quantile(0.95),
+            "wait_mean_ms": g["wait_ms"].mean(),
+            "sampled": g.size(),
+        }
     )
     if counts is not None and not counts.empty:
         n = counts.groupby("shard_id").agg(queries=("queries", "sum"), errors=("errors", "sum"))
@@ -112,7 +117,9 @@ def detect_hot_shards(table: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def detect_slow_shards(spans: pd.DataFrame, slow: Sequence[Profile]) -> list[Finding]:
+def detect_slow_shards(
+    spans: pd.DataFrame, slow: Sequence[Profile], table: pd.DataFrame | None = None
+) -> list[Finding]:
     q = _queries(spans)
     q = q[~q["error"] & q["relative"].notna()]
     shards = sorted(q["shard_id"].unique())
@@ -126,19 +133,12 @@ def detect_slow_shards(spans: pd.DataFrame, slow: Sequence[Profile]) -> list[Fin
         excess_ms = float(mine["query_ms"].median() - rest["query_ms"].median())
         tests.append((shard, p, ratio, excess_ms, len(mine)))
     adjusted = holm([t[1] for t in tests])
-    table = shard_table(spans)
+    table = shard_table(spans) if table is None else table
     out: list[Finding] = []
     for (shard, _, ratio, excess_ms, n), p in zip(tests, adjusted, strict=True):
         if ratio < 1.2:
             continue
-        keep = 1.0 / ratio
-        impact = tail_impact(
-            slow,
-            lambda s, ms, shard=shard, keep=keep: ms * (1.0 - keep)
-            if s.attributes.get("app.shard.id") is not None
-            and str(s.attributes["app.shard.id"]) == shard
-            else 0.0,
-        )
+        impact = tail_impact(slow, _on_shard(str(shard), 1.0 - 1.0 / ratio))
         if impact is None:
             continue
         significant = p < ALPHA and ratio >= SLOW_RATIO and excess_ms >= SLOW_MIN_MS
@@ -168,20 +168,20 @@ def detect_slow_shards(spans: pd.DataFrame, slow: Sequence[Profile]) -> list[Fin
     return out
 
 
-def detect_failing_shards(
-    table: pd.DataFrame, typical: Sequence[Profile]
-) -> list[Finding]:
+def detect_failing_shards(table: pd.DataFrame, typical: Sequence[Profile]) -> list[Finding]:
     if len(table) < 2:
         return []
     tests = []
     for shard, row in table.iterrows():
         others = table.drop(index=shard)
         base = (float(others["errors"].sum()) + 0.5) / (float(others["queries"].sum()) + 1.0)
-        tests.append((str(shard), binom_greater(int(row["errors"]), int(row["queries"]), base), base))
+        tests.append(
+            (str(shard), binom_greater(int(row["errors"]), int(row["queries"]), base), base)
+        )
     adjusted = holm([t[1] for t in tests])
     out: list[Finding] = []
     for (shard, _, base), p in zip(tests, adjusted, strict=True):
-        row = table.loc[shard]
+        row = cast(pd.Series, table.loc[shard])  # shard ids are unique: one row
         rate = float(row["error_rate"]) if pd.notna(row["error_rate"]) else 0.0
         if int(row["errors"]) == 0:
             continue
@@ -207,6 +207,16 @@ def detect_failing_shards(
     return out
 
 
+def _on_shard(shard: str, fraction: float) -> Callable[[Span, float], float]:
+    """The share of a span's critical time a fix removes, for spans on ``shard``."""
+
+    def excess(span: Span, critical_ms: float) -> float:
+        on = span.attributes.get("app.shard.id")
+        return critical_ms * fraction if on is not None and str(on) == shard else 0.0
+
+    return excess
+
+
 def _failed_requests(typical: Sequence[Profile], shard: str) -> tuple[str, float, tuple[str, ...]]:
     """The route where the most requests failed with an error on ``shard``, and that share."""
     per_route: dict[str, list[bool]] = {}
@@ -227,4 +237,5 @@ def _failed_requests(typical: Sequence[Profile], shard: str) -> tuple[str, float
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, object]]:
-    return table.reset_index().rename(columns={"index": "shard_id"}).round(4).to_dict("records")
+    frame = table.reset_index().rename(columns={"index": "shard_id"}).round(4)
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]

@@ -67,7 +67,9 @@ def burn_rates(
     per_ts = red.assign(bad=_bad(red, slo, slow_share)).groupby("ts")[["requests", "bad"]].sum()
     per_ts = per_ts.sort_index()
     if per_ts.empty:
-        return pd.DataFrame(columns=["window_s", "covered_s", "requests", "bad", "bad_ratio", "burn_rate"])
+        return pd.DataFrame(
+            columns=["window_s", "covered_s", "requests", "bad", "bad_ratio", "burn_rate"]
+        )
     stamps = per_ts.index
     step = (stamps[1] - stamps[0]).total_seconds() if len(stamps) > 1 else 60.0
     end = stamps[-1] + pd.Timedelta(seconds=step)
@@ -108,15 +110,16 @@ def detect_slo_burn(
         ok = [p for p in typical if not p.error]
         slow_share = sum(1 for p in ok if p.duration_ms > slo.latency_ms) / max(len(ok), 1)
     windows = sorted({w for a in alerts for w in (a.long_s, a.short_s)})
-    table = burn_rates(red, slo, windows, slow_share=slow_share).set_index("window_s")
+    table = burn_rates(red, slo, windows, slow_share=slow_share)
+    rows = {float(r["window_s"]): r for r in table.to_dict("records")}
     fired = [
         a
         for a in alerts
-        if table.loc[a.long_s, "burn_rate"] >= a.threshold
-        and table.loc[a.short_s, "burn_rate"] >= a.threshold
-        and table.loc[a.short_s, "bad"] >= MIN_BAD
+        if rows[a.long_s]["burn_rate"] >= a.threshold
+        and rows[a.short_s]["burn_rate"] >= a.threshold
+        and rows[a.short_s]["bad"] >= MIN_BAD
     ]
-    short = table.loc[min(windows)]
+    short = rows[min(windows)]
     burn = float(short["burn_rate"])
     if not fired and burn < 1.0:
         return []
@@ -128,8 +131,8 @@ def detect_slo_burn(
     )
     notes = tuple(
         f"window {w:g} s covers only {row['covered_s']:.0f} s of data"
-        for w, row in table.iterrows()
-        if row["covered_s"] < float(w)
+        for w, row in rows.items()
+        if row["covered_s"] < w
     )
     return [
         Finding(
@@ -145,7 +148,7 @@ def detect_slo_burn(
             severity=worst.severity if worst else "info",
             evidence=Evidence(
                 aggregate={
-                    "burn": table.reset_index().round(4).to_dict("records"),
+                    "burn": table.round(4).to_dict("records"),
                     "time_to_exhaustion_s": tte if math.isfinite(tte) else None,
                     "alerts_firing": [a.name for a in fired],
                 },

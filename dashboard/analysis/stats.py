@@ -8,6 +8,7 @@ with thousands of spans a 2 % difference is significant and still not a finding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,7 +65,8 @@ def binom_greater(k: int, n: int, p: float) -> float:
 
 def confidence_from_p(p: float, n: int, n_full: int = 200) -> float:
     """A 0..1 confidence: 1 − p, discounted while the sample is small."""
-    return round(max(0.0, min(1.0, (1.0 - p) * min(1.0, n / n_full) ** 0.5)), 3)
+    size = math.sqrt(min(1.0, n / n_full))
+    return round(max(0.0, min(1.0, (1.0 - p) * size)), 3)
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -74,10 +76,13 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
     order = np.argsort(values)
     v, w = values[order], weights[order]
     cum = np.cumsum(w) / np.sum(w)
-    return float(v[min(int(np.searchsorted(cum, q, side="left")), len(v) - 1)])
+    i = min(int(np.searchsorted(cum, q, side="left")), len(v) - 1)
+    return float(v[i])
 
 
-def shifted_later(series: pd.Series, *, ratio: float, min_delta: float) -> tuple[bool, float, float]:
+def shifted_later(
+    series: pd.Series, *, ratio: float, min_delta: float
+) -> tuple[bool, float, float]:
     """Did a time-ordered series rise in its last third compared with its first third?
 
     Returns (rose, earlier median, later median); 'rose' needs a Mann-Whitney p < ALPHA,

@@ -134,7 +134,9 @@ class _Sim:
         if hot is not None and self.rng.random() < float(hot.get("share", 0.8)):
             shard, n = int(hot.get("shard", 0)), int(hot.get("keys", 5))
             if (shard, n) not in self.hot_keys:
-                self.hot_keys[(shard, n)] = [k for k in range(1, 5000) if self.shard_of(k) == shard][:n]
+                self.hot_keys[(shard, n)] = [
+                    k for k in range(1, 5000) if self.shard_of(k) == shard
+                ][:n]
             return self.rng.choice(self.hot_keys[(shard, n)])
         return bisect.bisect_left(self.key_cdf, self.rng.random()) + 1
 
@@ -146,13 +148,31 @@ class _Sim:
         return t
 
     def span(
-        self, parent: str, name: str, kind: int, start: int, end: int, attrs: dict[str, Any],
-        error: bool = False, events: list[dict[str, Any]] | None = None,
+        self,
+        parent: str,
+        name: str,
+        kind: int,
+        start: int,
+        end: int,
+        attrs: dict[str, Any],
+        error: bool = False,
+        events: list[dict[str, Any]] | None = None,
     ) -> str:
         sid = self.new_id()
         self.spans.append(
-            Span(self.trace_id, sid, parent, SERVICE, name, kind, start, end, 2 if error else 0,
-                 attrs, events or [])
+            Span(
+                self.trace_id,
+                sid,
+                parent,
+                SERVICE,
+                name,
+                kind,
+                start,
+                end,
+                2 if error else 0,
+                attrs,
+                events or [],
+            )
         )
         return sid
 
@@ -161,14 +181,26 @@ class _Sim:
         """A cache lookup span at ``t``; returns (end, hit) with hit None on a cache error."""
         if self.active("cache_outage", t):
             end = t + self.lognorm_ms(1.0, 0.2)  # connection refused / timeout to the cache
-            self.span(parent, "cache.get items", 3, t, end,
-                      {"app.cache.name": "items", "app.cache.hit": False,
-                       "error.type": "ConnectionError"}, error=True)
+            self.span(
+                parent,
+                "cache.get items",
+                3,
+                t,
+                end,
+                {
+                    "app.cache.name": "items",
+                    "app.cache.hit": False,
+                    "error.type": "ConnectionError",
+                },
+                error=True,
+            )
             return end, None
         ready, expires = self.cache.get(key, (0, -1))
         hit = ready <= t < expires
         end = t + self.lognorm_ms(0.15, 0.3)
-        self.span(parent, "cache.get items", 3, t, end, {"app.cache.name": "items", "app.cache.hit": hit})
+        self.span(
+            parent, "cache.get items", 3, t, end, {"app.cache.name": "items", "app.cache.hit": hit}
+        )
         return end, hit
 
     def cache_fill(self, key: int, at: int) -> None:
@@ -177,13 +209,17 @@ class _Sim:
         if not self.active("cache_outage", at):
             self.cache[key] = (at, at + int(ttl_s * 1e9))
 
-    def query(self, parent: str, t: int, shard: int, op: str, coll: str, median: float) -> tuple[int, bool]:
+    def query(
+        self, parent: str, t: int, shard: int, op: str, coll: str, median: float
+    ) -> tuple[int, bool]:
         """A shard query span from ``t``: pool wait, then work. Returns (end, failed)."""
         service = self.lognorm_ms(median, 0.3)
         slow = self.active("slow_shard", t)
         if slow is not None and int(slow.get("shard", 0)) == shard:
             jitter = float(slow.get("jitter_ms", 0.0))
-            service += int((float(slow.get("delay_ms", 40.0)) + self.rng.uniform(-jitter, jitter)) * MS)
+            service += int(
+                (float(slow.get("delay_ms", 40.0)) + self.rng.uniform(-jitter, jitter)) * MS
+            )
         failing = self.active("failing_shard", t)
         failed = (
             failing is not None
@@ -200,8 +236,11 @@ class _Sim:
         conn.book(start, start + service)
         end = start + service
         attrs: dict[str, Any] = {
-            "db.system.name": "sqlite", "db.namespace": f"shard_{shard}", "db.operation.name": op,
-            "db.collection.name": coll, "app.shard.id": str(shard),
+            "db.system.name": "sqlite",
+            "db.namespace": f"shard_{shard}",
+            "db.operation.name": op,
+            "db.collection.name": coll,
+            "app.shard.id": str(shard),
             "app.pool.wait_ms": (start - t) / MS,
         }
         events = None
@@ -211,7 +250,9 @@ class _Sim:
         self.span(parent, f"{op} {coll}", 3, t, end, attrs, error=failed, events=events)
         return end, failed
 
-    def fan_out(self, parent: str, t: int, shards: list[int], op: str, median: float) -> tuple[int, bool]:
+    def fan_out(
+        self, parent: str, t: int, shards: list[int], op: str, median: float
+    ) -> tuple[int, bool]:
         """Parallel queries (sequential under the fault); returns (resume time, any failed)."""
         sequential = self.active("sequential_fanout", t) is not None
         end, failed, cur = t, False, t
@@ -258,7 +299,9 @@ class _Sim:
             path = f"/items/{key}"
             t, failed = self.read_keys(server, t, [key])
         elif route == "multi":
-            t, failed = self.read_keys(server, t, [self.pick_key(t) for _ in range(self.rng.randint(2, 6))])
+            t, failed = self.read_keys(
+                server, t, [self.pick_key(t) for _ in range(self.rng.randint(2, 6))]
+            )
         elif route == "search":
             t, failed = self.fan_out(server, t, list(range(self.sc.shards)), "SELECT", 4.0)
             t += self.lognorm_ms(0.5, 0.3)
@@ -266,7 +309,9 @@ class _Sim:
             keys = [self.pick_key(t) for _ in range(self.rng.randint(1, 3))]
             t, failed = self.read_keys(server, t, keys)
             if not failed:
-                t, failed = self.query(server, t, self.rng.randrange(self.sc.shards), "INSERT", "orders", 1.5)
+                t, failed = self.query(
+                    server, t, self.rng.randrange(self.sc.shards), "INSERT", "orders", 1.5
+                )
                 t = self.loop_resume(t)
             for key in keys if not failed else []:
                 t, failed = self.query(server, t, self.shard_of(key), "UPDATE", "items", 1.5)
@@ -277,18 +322,43 @@ class _Sim:
         end = t + self.lognorm_ms(0.15, 0.3)
         status = 500 if failed else 200
         attrs = {
-            "http.request.method": method, "http.route": template, "url.path": path,
-            "url.scheme": "http", "http.response.status_code": status,
+            "http.request.method": method,
+            "http.route": template,
+            "url.path": path,
+            "url.scheme": "http",
+            "http.response.status_code": status,
         }
         if failed:
             attrs["error.type"] = "500"
-        span = Span(self.trace_id, server, client, SERVICE, f"{method} {template}", 2, start, end,
-                    2 if failed else 0, attrs, [])
+        span = Span(
+            self.trace_id,
+            server,
+            client,
+            SERVICE,
+            f"{method} {template}",
+            2,
+            start,
+            end,
+            2 if failed else 0,
+            attrs,
+            [],
+        )
         self.spans.append(span)
         if client:
             self.spans.append(
-                Span(self.trace_id, client, "", LOADGEN, method, 3, arrival, end + 120_000,
-                     2 if failed else 0, {"http.request.method": method, "http.response.status_code": status}, [])
+                Span(
+                    self.trace_id,
+                    client,
+                    "",
+                    LOADGEN,
+                    method,
+                    3,
+                    arrival,
+                    end + 120_000,
+                    2 if failed else 0,
+                    {"http.request.method": method, "http.response.status_code": status},
+                    [],
+                )
             )
         return Trace(self.trace_id, sorted(self.spans, key=lambda s: s.start_ns))
 
