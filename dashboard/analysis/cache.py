@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 OUTAGE_MIN_SHARE = 0.05
-DROP_MIN = 0.15
+DROP_MIN = 0.1
 #: Assumed hit ratio of a working cache when the window holds no healthy period to learn it.
 DEFAULT_REFERENCE = 0.8
 REFETCH_WINDOW_S = 5.0
@@ -162,7 +162,7 @@ def detect_cache_outage(
         p = binom_greater(errors, lookups, 0.001)
         healthy = c[c["errors"] == 0]
         ref = expected_hit_ratio or _ratio(healthy) or DEFAULT_REFERENCE
-        impact = tail_impact(slow, _fetch_saving(ref))
+        impact = tail_impact(_cached(slow), _fetch_saving(ref))
         score = impact.score if impact else 0.0
         significant = p < ALPHA and share >= OUTAGE_MIN_SHARE and errors >= 10
         on = impact.on if impact else "cache lookups"
@@ -204,6 +204,11 @@ def detect_cache_outage(
 def _is_fetch(span: Span) -> bool:
     failed_lookup = bool(span.attributes.get("app.cache.name")) and span.status_code == 2
     return _is_read(span.attributes) or failed_lookup
+
+
+def _cached(group: Sequence[Profile]) -> list[Profile]:
+    """The requests that looked a cache up (only their reads are cache misses)."""
+    return [p for p in group if any(s.attributes.get("app.cache.name") for s in p.spans())]
 
 
 def _fetch_saving(probability: float) -> Callable[[Span, float], float]:
@@ -257,7 +262,7 @@ def detect_cache_inefficiency(
         if ref is None or ref <= now:
             continue
         gain = (ref - now) / (1.0 - now) if now < 1 else 0.0
-        impact = tail_impact(slow, _fetch_saving(gain))
+        impact = tail_impact(_cached(slow), _fetch_saving(gain))
         if impact is None:
             continue
         significant = dropped or (expected_hit_ratio is not None and ref - now >= DROP_MIN)

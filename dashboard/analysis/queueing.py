@@ -41,6 +41,7 @@ LOOP_MIN_SHARE = 0.25
 LOOP_MIN_ROUTES = 2
 #: Typical own time of a server span that makes its route a CPU-bound suspect.
 CPU_MIN_MS = 2.0
+CPU_QUANTILE = 0.1
 
 
 def pool_table(spans: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +186,7 @@ def detect_event_loop_blocking(
                 f"server's own code with no I/O running (+{excess_ms:.1f} ms on {worst}): the "
                 f"event loop is blocked"
                 + (
-                    f", most likely by {culprit} ({own_ms:.1f} ms of CPU per request, typically)."
+                    f", most likely by {culprit} (≥ {own_ms:.1f} ms of its own time in 90 % of requests)."
                     if culprit
                     else "."
                 )
@@ -209,17 +210,20 @@ def detect_event_loop_blocking(
 
 
 def _cpu_bound_route(typical: Sequence[Profile]) -> tuple[str, float]:
-    """The route whose server span typically spends the most time in its own code (CPU on
-    the loop, no I/O child), when it stands out: ≥ ``CPU_MIN_MS`` and ≥ 3× any other."""
+    """The route whose server span spends time in its own code on *every* request (CPU on
+    the loop, no I/O child), when it stands out. Victims of a blocked loop are slow only
+    when they meet a block, so the low quantile (``CPU_QUANTILE``) of own time tells the
+    culprit apart: ≥ ``CPU_MIN_MS`` and ≥ 3× any other route's."""
     own: dict[str, list[float]] = {}
     for p in typical:
         if p.entry is not None:
             own.setdefault(p.route, []).append(p.self_ms.get(p.entry.span_id, 0.0))
-    medians = sorted(
-        ((median(v), r) for r, v in own.items() if len(v) >= MIN_SAMPLES), reverse=True
+    floors = sorted(
+        ((float(np.quantile(v, CPU_QUANTILE)), r) for r, v in own.items() if len(v) >= MIN_SAMPLES),
+        reverse=True,
     )
-    if not medians:
+    if not floors:
         return "", 0.0
-    top, route = medians[0]
-    second = medians[1][0] if len(medians) > 1 else 0.0
+    top, route = floors[0]
+    second = floors[1][0] if len(floors) > 1 else 0.0
     return (route, top) if top >= CPU_MIN_MS and top >= 3 * second else ("", top)
