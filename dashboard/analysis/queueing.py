@@ -186,7 +186,8 @@ def detect_event_loop_blocking(
                 f"server's own code with no I/O running (+{excess_ms:.1f} ms on {worst}): the "
                 f"event loop is blocked"
                 + (
-                    f", most likely by {culprit} (≥ {own_ms:.1f} ms of its own time in 90 % of requests)."
+                    f", most likely by {culprit} (≥ {own_ms:.1f} ms of its own time in 90 % "
+                    "of its requests)."
                     if culprit
                     else "."
                 )
