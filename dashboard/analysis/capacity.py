@@ -76,10 +76,11 @@ class UslFit:
     @property
     def knee(self) -> float:
         a, b, c = self.kappa, self.sigma - self.kappa, -(1.0 + self.sigma)
-        if a <= 0:
-            n = -c / b if b > 0 else math.inf
+        root = math.sqrt(b * b - 4 * a * c)
+        if b + root > 0:  # the cancellation-free form of the positive root
+            n = -2 * c / (b + root)
         else:
-            n = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+            n = (-b + root) / (2 * a) if a > 0 else math.inf
         return min(n, self.peak_concurrency)
 
 

@@ -83,6 +83,7 @@ def span_tree(trace: Trace) -> SpanTree:
     fixed: dict[str, Span] = {root.span_id: root}
     children: dict[str, list[Span]] = {}
     adjusted = dropped = 0
+    gone: set[str] = set()
     # Top-down: (span as adjusted, shift inherited from moved ancestors).
     stack: list[tuple[Span, int]] = [(root, 0)]
     while stack:
@@ -92,7 +93,9 @@ def span_tree(trace: Trace) -> SpanTree:
                 continue
             child, own_shift, changed = _fit(up, raw, shift)
             if child is None:
-                dropped += 1 + _count_descendants(raw, raw_children)
+                lost = _descendants(raw, raw_children)
+                gone.update(lost)
+                dropped += len(lost)
                 continue
             adjusted += changed
             fixed[child.span_id] = child
@@ -100,7 +103,7 @@ def span_tree(trace: Trace) -> SpanTree:
             stack.append((child, own_shift))
     # Spans never reached (a parent cycle) hang off the root.
     for s in spans:
-        if s.span_id not in fixed:
+        if s.span_id not in fixed and s.span_id not in gone:
             child, _, changed = _fit(root, s, 0)
             if child is None:
                 dropped += 1
@@ -132,15 +135,15 @@ def _fit(parent: Span, raw: Span, shift: int) -> tuple[Span | None, int, int]:
     return child, shift, changed
 
 
-def _count_descendants(span: Span, raw_children: dict[str, list[Span]]) -> int:
-    n, stack, seen = 0, [span], {span.span_id}
+def _descendants(span: Span, raw_children: dict[str, list[Span]]) -> set[str]:
+    """``span`` and everything below it (ids)."""
+    seen, stack = {span.span_id}, [span]
     while stack:
         for c in raw_children.get(stack.pop().span_id, []):
             if c.span_id not in seen:
                 seen.add(c.span_id)
-                n += 1
                 stack.append(c)
-    return n
+    return seen
 
 
 def critical_path(trace: Trace | SpanTree) -> list[Segment]:

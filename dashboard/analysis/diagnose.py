@@ -209,19 +209,33 @@ def _compatible(cause: Finding, effect: Finding) -> bool:
 
 
 def link_causes(findings: Sequence[Finding]) -> list[Finding]:
-    """Mark each finding explained by the strongest alarm that can cause it; sort."""
+    """Point each symptom at its root cause (following chains: a slow shard → its pool
+    wait → the routes reading it), then sort so root causes come first."""
     ranked = sort_findings(findings)
-    causes = [f for f in ranked if f.is_alarm]
-    explained: dict[str, str] = {}
+    alarms = [f for f in ranked if f.is_alarm]
+    # The strongest alarm that can cause each finding, if any.
+    parent: dict[str, Finding] = {}
     for effect in ranked:
-        for cause in causes:
-            if cause is effect or effect.kind not in EXPLAINS.get(cause.kind, frozenset()):
-                continue
-            if cause.ref in explained:  # a symptom does not explain further symptoms
-                continue
-            if _compatible(cause, effect):
-                explained[effect.ref] = cause.ref
+        for cause in alarms:
+            if (
+                cause is not effect
+                and effect.kind in EXPLAINS.get(cause.kind, frozenset())
+                and _compatible(cause, effect)
+            ):
+                parent[effect.ref] = cause
                 break
+    order = {f.ref: i for i, f in enumerate(ranked)}
+    explained: dict[str, str] = {}
+    for f in ranked:
+        path = [f.ref]
+        while path[-1] in parent and parent[path[-1]].ref not in path:
+            path.append(parent[path[-1]].ref)
+        root = path[-1]
+        if path[-1] in parent:  # a cycle: its highest-ranked member is the root
+            cycle = path[path.index(parent[path[-1]].ref) :]
+            root = min(cycle, key=order.__getitem__)
+        if root != f.ref:
+            explained[f.ref] = root
     symptoms: dict[str, list[str]] = {}
     for effect_ref, cause_ref in explained.items():
         symptoms.setdefault(cause_ref, []).append(effect_ref)

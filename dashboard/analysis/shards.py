@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from dashboard.analysis.findings import ERROR_WEIGHT, Evidence, Finding, Impact, severity_for
+from dashboard.analysis.inputs import SPAN_COLUMNS
 from dashboard.analysis.profiles import Profile, tail_impact
 from dashboard.analysis.stats import (
     ALPHA,
@@ -42,6 +43,10 @@ FAIL_RATIO = 3.0
 
 
 def _queries(spans: pd.DataFrame) -> pd.DataFrame:
+    if spans.empty or "shard_id" not in spans.columns:
+        spans = pd.DataFrame(columns=list(SPAN_COLUMNS)).astype(
+            {"duration_ms": float, "pool_wait_ms": float, "error": bool}
+        )
     q = spans[spans["shard_id"].notna()].copy()
     q["wait_ms"] = q["pool_wait_ms"].fillna(0.0).clip(lower=0.0)
     q["query_ms"] = (q["duration_ms"] - q["wait_ms"]).clip(lower=0.0)

@@ -16,7 +16,7 @@ from statistics import median
 import pandas as pd
 
 from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
-from dashboard.analysis.profiles import Operation, Profile
+from dashboard.analysis.profiles import Operation, Profile, operation_of
 from dashboard.analysis.stats import shifted_later
 
 __all__ = ["TIME_SHARE_COLUMNS", "slow_operations", "where_time_goes"]
@@ -65,13 +65,15 @@ def where_time_goes(slow: Sequence[Profile], typical: Sequence[Profile]) -> pd.D
         s_total = sum(p.duration_ms for p in s_group) / len(s_group)
         t_total = (sum(p.duration_ms for p in t_group) / len(t_group)) if t_group else float("nan")
         s_trace, s_call, s_calls = _accumulate(s_group)
-        t_trace, t_call, _ = _accumulate(t_group)
+        t_trace, _, _ = _accumulate(t_group)
+        t_call = _own_time_per_call(t_group)
         for op, values in s_trace.items():
             slow_ms = sum(values) / len(s_group)
             typical_ms = sum(t_trace[op]) / len(t_group) if op in t_trace else 0.0
             per_call_slow = median(s_call[op])
             ref = median(t_call[op]) if len(t_call.get(op, [])) >= 3 else per_call_slow
-            # Amdahl: the slow traces keep their calls, each as fast as a typical one.
+            # Amdahl: the slow traces keep their calls, each as fast as a typical one (an
+            # upper bound: a parallel sibling may become critical instead).
             saving = sum(
                 max(0.0, ms - n * ref)
                 for ms, n in zip(values, _calls_per_trace(s_group, op), strict=True)
@@ -93,6 +95,16 @@ def where_time_goes(slow: Sequence[Profile], typical: Sequence[Profile]) -> pd.D
             )
     frame = pd.DataFrame(rows, columns=TIME_SHARE_COLUMNS)
     return frame.sort_values(["saving_ms", "slow_ms"], ascending=False, ignore_index=True)
+
+
+def _own_time_per_call(group: Sequence[Profile]) -> dict[Operation, list[float]]:
+    """op → each of its spans' own time (not covered by children), on the critical path
+    or not: how long the operation takes in these requests."""
+    out: dict[Operation, list[float]] = {}
+    for p in group:
+        for sid, s in p.tree.spans.items():
+            out.setdefault(operation_of(s), []).append(p.self_ms.get(sid, 0.0))
+    return out
 
 
 def _calls_per_trace(group: Sequence[Profile], op: Operation) -> list[int]:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from dashboard.analysis.diagnose import Diagnosis
 from dashboard.analysis.findings import Finding
 from tests.support.synthetic import Fault
-from tests.unit.analysis.conftest import Run, run_scenario
+from tests.unit.analysis.conftest import Run
+from tests.unit.analysis.helpers import run_scenario
 
 
 def top(d: Diagnosis) -> Finding:

@@ -1,0 +1,95 @@
+"""Hand-built spans and traces, and a one-call synthetic diagnosis, for the analysis tests."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from dashboard.analysis.diagnose import Diagnosis, diagnose_report
+from dashboard.analysis.inputs import AnalysisInputs, inputs_from_traces, spans_frame
+from dashboard.analysis.profiles import Profile, profiles
+from dashboard.sources.model import Span, Trace
+from tests.support.synthetic import Fault, Scenario, generate
+
+MS = 1_000_000
+_ids = itertools.count(1)
+
+
+def span(
+    name: str,
+    start_ms: float,
+    end_ms: float,
+    parent: str = "",
+    *,
+    sid: str | None = None,
+    service: str = "demo",
+    kind: int = 3,
+    error: bool = False,
+    trace_id: str = "t1",
+    attrs: dict[str, Any] | None = None,
+) -> Span:
+    """A span from ms offsets."""
+    return Span(
+        trace_id=trace_id,
+        span_id=sid or f"{next(_ids):016x}",
+        parent_span_id=parent,
+        service=service,
+        name=name,
+        kind=kind,
+        start_ns=int(start_ms * MS),
+        end_ns=int(end_ms * MS),
+        status_code=2 if error else 0,
+        attributes=dict(attrs or {}),
+    )
+
+
+def server(
+    route: str, start_ms: float, end_ms: float, *, sid: str = "root", status: int = 200, **kw: Any
+) -> Span:
+    """The entry SERVER span of a request to ``route`` ("GET /items/{id}")."""
+    method, template = route.split(" ", 1)
+    attrs = {
+        "http.request.method": method,
+        "http.route": template,
+        "http.response.status_code": status,
+        **kw.pop("attrs", {}),
+    }
+    return span(route, start_ms, end_ms, sid=sid, kind=2, attrs=attrs, error=status >= 500, **kw)
+
+
+def trace(*spans: Span, trace_id: str = "t1") -> Trace:
+    return Trace(trace_id, [s if s.trace_id == trace_id else _retrace(s, trace_id) for s in spans])
+
+
+def _retrace(s: Span, trace_id: str) -> Span:
+    return replace(s, trace_id=trace_id)
+
+
+def run_scenario(
+    *faults: Fault, inputs: dict[str, Any] | None = None, **scenario: Any
+) -> Diagnosis:
+    """Generate a window of demo traffic and diagnose it as a source would feed it: all
+    traces aggregated, a random sample of 400 and the 20 slowest per route as traces."""
+    traces = generate(Scenario(faults=faults, **scenario))
+    seed = int(scenario.get("seed", 0))
+    return diagnose_report(inputs_from_traces(traces, seed=seed, **(inputs or {})))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario's inputs with the per-trace work done, for testing one detector."""
+
+    inputs: AnalysisInputs
+    typical: list[Profile]
+    slow: list[Profile]
+    spans: pd.DataFrame
+
+
+def prepare(*faults: Fault, **scenario: Any) -> Prepared:
+    inputs = inputs_from_traces(generate(Scenario(faults=faults, **scenario)))
+    return Prepared(
+        inputs, profiles(inputs.traces), profiles(inputs.slow_traces), spans_frame(inputs.traces)
+    )

@@ -1,0 +1,76 @@
+"""Cache: hit ratio, hit vs miss latency, what-if, outage and inefficiency."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.analysis.cache import (
+    detect_cache_inefficiency,
+    detect_cache_outage,
+    hit_ratio_series,
+    latency_by_outcome,
+    request_outcomes,
+    what_if_latency,
+)
+from tests.support.synthetic import Fault
+from tests.unit.analysis.helpers import Prepared, prepare
+
+
+@pytest.fixture(scope="module")
+def healthy() -> Prepared:
+    return prepare(seed=31)
+
+
+def test_the_hit_ratio_series_is_about_the_demos_eight_in_ten(healthy: Prepared) -> None:
+    assert healthy.inputs.cache is not None
+    series = hit_ratio_series(healthy.inputs.cache)
+    assert series["hit_ratio"].mean() == pytest.approx(0.78, abs=0.06)
+    assert (series["error_ratio"] == 0).all()
+
+
+def test_hits_are_faster_than_misses(healthy: Prepared) -> None:
+    table = latency_by_outcome(request_outcomes(healthy.typical)).set_index(["route", "outcome"])
+    route = "GET /items/{id}"
+    assert table.loc[(route, "hit"), "p50_ms"] < table.loc[(route, "miss"), "p50_ms"]
+
+
+def test_the_what_if_p95_falls_as_the_hit_ratio_rises(healthy: Prepared) -> None:
+    outcomes = request_outcomes(healthy.typical)
+    p95 = [what_if_latency(outcomes, "GET /items", x) for x in (0.2, 0.5, 0.8, 0.99)]
+    assert p95 == sorted(p95, reverse=True)
+    assert p95[0] > p95[-1]
+
+
+def test_a_healthy_cache_raises_nothing(healthy: Prepared) -> None:
+    args = (healthy.inputs.cache, healthy.typical, healthy.slow)
+    assert detect_cache_outage(*args) == []
+    assert not [f for f in detect_cache_inefficiency(*args) if f.is_alarm]
+
+
+def test_a_cache_outage_is_found_with_its_error_share() -> None:
+    p = prepare(Fault("cache_outage"), seed=32, fault_start=0.5)
+    [outage] = detect_cache_outage(p.inputs.cache, p.typical, p.slow)
+    assert outage.subject == {"app.cache.name": "items"}
+    assert outage.is_alarm
+    assert outage.evidence.aggregate["error_share"] == pytest.approx(0.5, abs=0.1)
+    # the healthy first half taught the reference hit ratio
+    assert outage.evidence.aggregate["reference_hit_ratio"] == pytest.approx(0.78, abs=0.08)
+
+
+def test_a_hit_ratio_drop_is_an_inefficiency_with_a_what_if() -> None:
+    p = prepare(Fault("cache_ttl", {"seconds": 0.3}), seed=33, fault_start=0.4)
+    [finding] = detect_cache_inefficiency(p.inputs.cache, p.typical, p.slow)
+    assert finding.is_alarm
+    agg = finding.evidence.aggregate
+    assert agg["hit_ratio_before"] - agg["hit_ratio_now"] >= 0.1
+    assert "GET /items/{id}" in agg["what_if"]
+
+
+def test_a_low_ratio_all_window_long_alarms_only_against_an_expected_ratio() -> None:
+    """With no earlier, better period to compare with, a low ratio is not an alarm unless
+    the operator said what to expect (documented blind spot)."""
+    p = prepare(Fault("cache_ttl", {"seconds": 0.2}), seed=34, ttl_s=0.2)
+    args = (p.inputs.cache, p.typical, p.slow)
+    assert not [f for f in detect_cache_inefficiency(*args) if f.is_alarm]
+    [expected] = detect_cache_inefficiency(*args, expected_hit_ratio=0.8)
+    assert expected.is_alarm
