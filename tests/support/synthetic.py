@@ -405,13 +405,22 @@ def generate(sc: Scenario) -> list[Trace]:
 
 
 def _prefill_cache(sim: _Sim) -> None:
-    """Steady state at the window's start: key k is cached with probability
-    1 − exp(−rate_k · TTL), as if the service had been running for a while."""
+    """Steady state at the window's start, as if the service had been running a while:
+    key k (looked up at rate r, invalidated by writes at rate v) stays cached for
+    m = (1 − e^(−v·TTL)) / v after each fill and is refilled 1/r after expiring, so it is
+    cached with probability m / (m + 1/r)."""
     sc = sim.sc
-    lookups_per_s = sc.rate_rps * 1.6
+    total = sum(sc.weights.values())
+    per_request = {"item": 1.0, "multi": 4.0, "search": 0.0, "order": 2.0}
+    lookups_per_s = sc.rate_rps * sum(w * per_request[r] for r, w in sc.weights.items()) / total
+    writes_per_s = sc.rate_rps * sc.weights.get("order", 0.0) / total * 2.0
     prev = 0.0
     for k, c in enumerate(sim.key_cdf, start=1):
-        rate_k = (c - prev) * lookups_per_s
+        share = c - prev
         prev = c
-        if sim.rng.random() < 1.0 - math.exp(-rate_k * sc.ttl_s):
-            sim.cache[k] = (0, T0_NS + int(sim.rng.uniform(0, sc.ttl_s) * 1e9))
+        r, v = share * lookups_per_s, share * writes_per_s
+        if r <= 0:
+            continue
+        m = (1.0 - math.exp(-v * sc.ttl_s)) / v if v > 0 else sc.ttl_s
+        if sim.rng.random() < m / (m + 1.0 / r):
+            sim.cache[k] = (0, T0_NS + int(sim.rng.uniform(0, min(m, sc.ttl_s)) * 1e9))

@@ -196,7 +196,7 @@ def random_trees(draw: st.DrawFn) -> Trace:
     return trace(*spans)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(random_trees())
 def test_any_tree_gets_disjoint_segments_covering_the_root_exactly(t: Trace) -> None:
     tree = span_tree(t)
