@@ -77,10 +77,9 @@ class UslFit:
     def knee(self) -> float:
         a, b, c = self.kappa, self.sigma - self.kappa, -(1.0 + self.sigma)
         root = math.sqrt(b * b - 4 * a * c)
-        if b + root > 0:  # the cancellation-free form of the positive root
-            n = -2 * c / (b + root)
-        else:
-            n = (-b + root) / (2 * a) if a > 0 else math.inf
+        # The cancellation-free form of the positive root; b + root is 0 only when σ = κ = 0
+        # (linear scaling: no knee).
+        n = -2 * c / (b + root) if b + root > 0 else math.inf
         return min(n, self.peak_concurrency)
 
 
