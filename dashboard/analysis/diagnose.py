@@ -124,7 +124,11 @@ def _detectors() -> list[tuple[str, str | None, Callable[[_Context], list[Findin
             lambda c: detect_saturation(c.inputs.red, c.inputs.load_sweep, c.inputs.slo.latency_ms),
         ),
         ("SLO burn", "red", lambda c: detect_slo_burn(c.inputs.red, c.inputs.slo, c.typical)),
-        ("slow operation", "traces", lambda c: slow_operations(c.slow, c.typical, c.inputs.red)),
+        (
+            "slow operation",
+            "traces",
+            lambda c: slow_operations(c.slow, c.typical, c.inputs.red, c.spans),
+        ),
     ]
 
 

@@ -15,9 +15,10 @@ from statistics import median
 
 import pandas as pd
 
+from dashboard.analysis.compare import rank_attributes, slow_selection
 from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
 from dashboard.analysis.profiles import Operation, Profile, operation_of
-from dashboard.analysis.stats import shifted_later
+from dashboard.analysis.stats import ALPHA, shifted_later
 
 __all__ = ["TIME_SHARE_COLUMNS", "slow_operations", "where_time_goes"]
 
@@ -112,9 +113,14 @@ def _calls_per_trace(group: Sequence[Profile], op: Operation) -> list[int]:
 
 
 def slow_operations(
-    slow: Sequence[Profile], typical: Sequence[Profile], red: pd.DataFrame | None
+    slow: Sequence[Profile],
+    typical: Sequence[Profile],
+    red: pd.DataFrame | None,
+    spans: pd.DataFrame | None = None,
 ) -> list[Finding]:
-    """Per route, the operation whose fix would save the most tail latency."""
+    """Per route, the operation whose fix would save the most tail latency. With the
+    sampled ``spans`` (SPAN_COLUMNS), the evidence also says what sets the operation's
+    slowest spans apart (``compare.rank_attributes``)."""
     table = where_time_goes(slow, typical)
     findings: list[Finding] = []
     for route, rows in table.groupby("route", sort=True):
@@ -151,6 +157,7 @@ def slow_operations(
                 severity=severity_for(score, significant=rose),
                 evidence=Evidence(
                     trace_ids=ids,
+                    notes=_what_differs(spans, op),
                     aggregate={
                         "route": route,
                         "time_share": rows.head(5)
@@ -164,6 +171,23 @@ def slow_operations(
             )
         )
     return findings
+
+
+#: Span columns worth comparing between an operation's slowest spans and the rest.
+_COMPARE = ("route", "shard_id", "cache_hit", "error", "pool_wait_ms", "db_operation", "service")
+
+
+def _what_differs(spans: pd.DataFrame | None, op: Operation) -> tuple[str, ...]:
+    if spans is None or spans.empty:
+        return ()
+    same = spans[(spans["name"] == op.name) & (spans["service"] == op.service)]
+    slowest, rest = slow_selection(same, op.name)
+    if len(slowest) < MIN_TRACES or len(rest) < MIN_TRACES:
+        return ()
+    diffs = [d for d in rank_attributes(slowest, rest, _COMPARE) if d.p_value < ALPHA]
+    return tuple(
+        f"the slowest 10 % of {op.name} spans differ most in {d.describe()}" for d in diffs[:2]
+    )
 
 
 def _route_shift(red: pd.DataFrame | None, route: str) -> tuple[bool, float, float]:

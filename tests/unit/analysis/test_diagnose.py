@@ -111,3 +111,11 @@ def test_findings_that_explain_each_other_in_a_circle_keep_one_root() -> None:
     roots = [x for x in ranked if x.evidence.explained_by is None]
     assert [r.ref for r in roots] == [pool.ref]
     assert all(x.evidence.explained_by == pool.ref for x in ranked[1:])
+
+
+def test_a_slow_operation_says_what_sets_its_slowest_spans_apart() -> None:
+    findings = run_scenario(Fault("slow_shard", {"shard": 3, "delay_ms": 20.0}), seed=54).findings
+    search = next(
+        x for x in findings if x.kind == "slow_operation" and x.subject["http.route"] == "/search"
+    )
+    assert any("shard_id=3" in note for note in search.evidence.notes), search.evidence.notes
