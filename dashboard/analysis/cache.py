@@ -8,8 +8,8 @@ traces: at hit ratio X a request that missed at ratio h would have hit with prob
 
 * outage: cache lookups erroring (≥ ``OUTAGE_MIN_SHARE`` of lookups, binomial test
   against a 0.1 % background);
-* inefficiency: the hit ratio fell (last third of the window vs the first third,
-  two-proportion test, ≥ ``DROP_MIN`` absolute) or stays below ``expected_hit_ratio``.
+* inefficiency: the hit ratio fell (last sixth of the window vs the first third,
+  chi-square on hits and misses, ≥ ``DROP_MIN`` absolute) or stays below ``expected_hit_ratio``.
   Misses on the same key soon after it was fetched (a short TTL, a stampede) are
   reported as evidence when the sample has them.
 """
@@ -238,8 +238,9 @@ def detect_cache_inefficiency(
         c = c.groupby("ts")[["hits", "misses", "errors"]].sum().sort_index()
         if c["errors"].sum() > 0.5 * (c["hits"].sum() + c["misses"].sum() + c["errors"].sum()):
             continue  # an outage, not an inefficiency
-        third = max(1, len(c) // 3)
-        early, late = c.iloc[:third], c.iloc[-third:]
+        # The latest sixth is "now" (a short TTL drains old entries gradually, so the
+        # newest state shows it best); the first third is "before".
+        early, late = c.iloc[: max(1, len(c) // 3)], c.iloc[-max(1, len(c) // 6) :]
         now = _ratio(late) if len(c) >= 3 else _ratio(c)
         before = _ratio(early) if len(c) >= 3 else None
         if now is None:
