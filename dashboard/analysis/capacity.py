@@ -191,7 +191,10 @@ def capacity_plan(
 
 
 def detect_saturation(
-    red: pd.DataFrame | None, sweep: pd.DataFrame | None, slo_p99_ms: float | None = None
+    red: pd.DataFrame | None,
+    sweep: pd.DataFrame | None,
+    slo_p99_ms: float | None = None,
+    service: str | None = None,
 ) -> list[Finding]:
     """Live throughput close to what the sweep says one instance can do."""
     if red is None or red.empty or sweep is None or len(sweep) < 3:
@@ -209,7 +212,7 @@ def detect_saturation(
     return [
         Finding(
             kind="saturation",
-            subject={"scope": "service"},
+            subject={"service.name": service} if service else {"scope": "service"},
             summary=(
                 f"The service runs at {live:.0f} req/s, {share:.0%} of the {capacity:.0f} req/s "
                 f"one instance sustains{' within the SLO' if plan.slo_throughput else ''}."

@@ -20,7 +20,7 @@ from dashboard.analysis.capacity import detect_saturation
 from dashboard.analysis.fanout import detect_sequential_fanout
 from dashboard.analysis.findings import Finding, sort_findings
 from dashboard.analysis.inputs import AnalysisInputs, spans_frame
-from dashboard.analysis.profiles import Profile, profiles
+from dashboard.analysis.profiles import Profile, profiles, service_of
 from dashboard.analysis.queueing import detect_event_loop_blocking, detect_pool_contention
 from dashboard.analysis.shards import (
     detect_failing_shards,
@@ -121,7 +121,9 @@ def _detectors() -> list[tuple[str, str | None, Callable[[_Context], list[Findin
         (
             "saturation",
             "load_sweep",
-            lambda c: detect_saturation(c.inputs.red, c.inputs.load_sweep, c.inputs.slo.latency_ms),
+            lambda c: detect_saturation(
+                c.inputs.red, c.inputs.load_sweep, c.inputs.slo.latency_ms, service_of(c.typical)
+            ),
         ),
         ("SLO burn", "red", lambda c: detect_slo_burn(c.inputs.red, c.inputs.slo, c.typical)),
         (

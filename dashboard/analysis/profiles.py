@@ -23,6 +23,7 @@ __all__ = [
     "operation_of",
     "profile",
     "profiles",
+    "service_of",
     "tail_impact",
 ]
 
@@ -120,6 +121,12 @@ def profile(trace: Trace) -> Profile:
 
 def profiles(traces: Sequence[Trace]) -> list[Profile]:
     return [profile(t) for t in traces if t.spans]
+
+
+def service_of(group: Sequence[Profile]) -> str | None:
+    """The service the requests entered, when they all entered the same one."""
+    services = {p.entry.service for p in group if p.entry is not None}
+    return services.pop() if len(services) == 1 else None
 
 
 @dataclass(frozen=True)

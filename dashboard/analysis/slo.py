@@ -17,7 +17,7 @@ import pandas as pd
 
 from dashboard.analysis.findings import ERROR_WEIGHT, Evidence, Finding, Impact, Severity
 from dashboard.analysis.inputs import SloObjective
-from dashboard.analysis.profiles import Profile
+from dashboard.analysis.profiles import Profile, service_of
 
 __all__ = ["DEFAULT_ALERTS", "BurnAlert", "burn_rates", "detect_slo_burn", "time_to_exhaustion"]
 
@@ -137,7 +137,7 @@ def detect_slo_burn(
     return [
         Finding(
             kind="slo_burn",
-            subject={"slo": objective},
+            subject={"slo": objective, **_service(typical)},
             summary=(
                 f"{ratio:.1%} of requests are bad: the error budget burns {burn:.1f}× too fast"
                 + (f" ({worst.name})" if worst else "")
@@ -156,6 +156,11 @@ def detect_slo_burn(
             ),
         )
     ]
+
+
+def _service(typical: Sequence[Profile]) -> dict[str, str]:
+    svc = service_of(typical)
+    return {"service.name": svc} if svc else {}
 
 
 def _human(seconds: float) -> str:

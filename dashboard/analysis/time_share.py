@@ -133,7 +133,8 @@ def slow_operations(
         score = min(1.0, saving / tail_ms) if tail_ms > 0 else 0.0
         rose, before, after = _route_shift(red, str(route))
         op: Operation = top["operation"]
-        subject = {"http.route": str(route).split(" ", 1)[-1], **op.subject}
+        method, _, template = str(route).partition(" ")
+        subject = {"http.request.method": method, "http.route": template, **op.subject}
         ids = tuple(
             p.trace_id
             for p in sorted(s_group, key=lambda p: -p.critical_by_operation().get(op, (0, 0))[0])
