@@ -2,7 +2,8 @@
 request spent waiting for the event loop.
 
 * pool_contention: per shard, the share of its queries that waited ≥ ``WAIT_MS`` for a
-  connection (binomial test against a 5 % background, Holm-corrected over shards) and
+  connection (binomial tests against a 5 % background and against the other shards,
+  Holm-corrected over shards) and
   the share of query-span time spent waiting (alarm at ≥ ``MIN_WAIT_SHARE``).
 * event_loop_blocking: a blocked loop delays every request's continuations, so the
   slow requests of *several* routes spend their critical path in the server span's own
@@ -70,9 +71,7 @@ def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list
     table = pool_table(spans)
     if table.empty:
         return []
-    pvals = holm(
-        [binom_greater(int(r["waited"]), int(r["queries"]), 0.05) for _, r in table.iterrows()]
-    )
+    pvals = holm([_waited_more(table, str(shard)) for shard in table.index])
     out: list[Finding] = []
     for (shard, row), p in zip(table.iterrows(), pvals, strict=True):
         share = float(row["wait_share"]) if pd.notna(row["wait_share"]) else 0.0
@@ -109,6 +108,18 @@ def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list
             )
         )
     return out
+
+
+def _waited_more(table: pd.DataFrame, shard: str) -> float:
+    """p-value that this shard's queries wait more often than a 5 % background *or* than
+    the other shards' (one undersized pool stands out against its peers; every pool
+    undersized stands out against the background). Bonferroni over the two."""
+    mine = table.index == shard
+    row, others = table[mine].iloc[0], table[~mine]
+    k, n = int(row["waited"]), int(row["queries"])
+    peers = (float(others["waited"].sum()) + 0.5) / (float(others["queries"].sum()) + 1.0)
+    p = min(binom_greater(k, n, 0.05), binom_greater(k, n, max(0.01, peers)))
+    return min(1.0, 2.0 * p)
 
 
 def _waiting_on(shard: str) -> Callable[[Span, float], float]:

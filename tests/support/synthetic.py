@@ -1,13 +1,15 @@
 """Demo-shaped synthetic traces with switchable fault signatures, for the analysis tests.
 
-A small discrete-event model of the demo service (issue 3), not a replay: requests arrive
-as a Poisson process on four routes; ``GET /items/{id}`` reads a TTL cache then its shard,
-``GET /items`` (multi-get) and ``POST /orders`` look keys up in the cache and read the
-missing ones from their shards in parallel, ``GET /search`` scatters over every shard in
-parallel; each shard has a bounded connection pool (real queueing: a query waits for the
-earliest free connection, recorded in ``app.pool.wait_ms``); the event loop is one
-resource (CPU burn on one route delays every other request's continuations). Span names
-and attributes follow docs/telemetry.md. Faults change the mechanism, never a label:
+A small discrete-event model of the demo service (demo_app/catalog.py, checkout.py), not a
+replay: requests arrive as a Poisson process on four routes; ``GET /items/{id}`` reads a
+TTL cache then its shard; ``GET /items`` (multi-get) queries each shard it touches in
+parallel, without the cache; ``GET /search`` scatters over every shard in parallel;
+``POST /orders`` reads its items (cache, shard) in parallel, then runs one transaction per
+shard involved (BEGIN … UPDATE/INSERT, holding a connection) and commits them in order.
+Each shard has a bounded connection pool (real queueing: a query waits for the earliest
+free connection, recorded in ``app.pool.wait_ms``); the event loop is one resource (CPU
+burn on one route delays every other request's continuations). Span names and attributes
+follow docs/telemetry.md. Faults change the mechanism, never a label:
 
 * ``slow_shard`` (shard, delay_ms, jitter_ms) · ``failing_shard`` (shard, error_rate)
 * ``cache_outage`` · ``cache_ttl`` (seconds) · ``hot_keys`` (share, keys, shard)
@@ -39,6 +41,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "multi": ("GET", "/items"),
     "search": ("GET", "/search"),
     "order": ("POST", "/orders"),
+    "put": ("PUT", "/items/{id}"),
 }
 
 
@@ -62,7 +65,14 @@ class Scenario:
     zipf_s: float = 1.1
     ttl_s: float = 120.0
     weights: Mapping[str, float] = field(
-        default_factory=lambda: {"item": 0.5, "multi": 0.2, "search": 0.15, "order": 0.15}
+        # narrows load's default mix: get=60, multiget=15, search=10, put=10, checkout=5
+        default_factory=lambda: {
+            "item": 0.60,
+            "multi": 0.15,
+            "search": 0.10,
+            "put": 0.10,
+            "order": 0.05,
+        }
     )
     faults: tuple[Fault, ...] = ()
     fault_start: float = 0.0
@@ -209,10 +219,9 @@ class _Sim:
         if not self.active("cache_outage", at):
             self.cache[key] = (at, at + int(ttl_s * 1e9))
 
-    def query(
-        self, parent: str, t: int, shard: int, op: str, coll: str, median: float
-    ) -> tuple[int, bool]:
-        """A shard query span from ``t``: pool wait, then work. Returns (end, failed)."""
+    def work(self, t: int, shard: int, median: float) -> tuple[int, bool]:
+        """One statement's time on ``shard`` (ns) and whether it fails: the database's own
+        speed plus the slow_shard delay; failing_shard fails it early."""
         service = self.lognorm_ms(median, 0.3)
         slow = self.active("slow_shard", t)
         if slow is not None and int(slow.get("shard", 0)) == shard:
@@ -221,33 +230,57 @@ class _Sim:
                 (float(slow.get("delay_ms", 40.0)) + self.rng.uniform(-jitter, jitter)) * MS
             )
         failing = self.active("failing_shard", t)
-        failed = (
+        if (
             failing is not None
             and int(failing.get("shard", 0)) == shard
             and self.rng.random() < float(failing.get("error_rate", 0.2))
-        )
-        if failed:
-            service = self.lognorm_ms(0.3, 0.3)
+        ):
+            return self.lognorm_ms(0.3, 0.3), True
+        return service, False
+
+    def acquire(self, t: int, shard: int, hold: int) -> int:
+        """Wait for the connection that can be held for ``hold`` ns soonest; book it."""
         pool = self.pools[shard]
         if self.small_pool and self.small_pool[0] == shard and t >= self.fault_from_ns:
             pool = pool[: self.small_pool[1]]
-        # The connection that can serve it soonest; the query waits until then.
-        start, conn = min(((c.earliest(t, service), c) for c in pool), key=lambda sc_: sc_[0])
-        conn.book(start, start + service)
-        end = start + service
+        start, conn = min(((c.earliest(t, hold), c) for c in pool), key=lambda sc_: sc_[0])
+        conn.book(start, start + hold)
+        return start
+
+    def shard_span(
+        self,
+        parent: str,
+        shard: int,
+        op: str,
+        coll: str,
+        start: int,
+        end: int,
+        *,
+        wait: int = 0,
+        failed: bool = False,
+    ) -> None:
         attrs: dict[str, Any] = {
             "db.system.name": "sqlite",
             "db.namespace": f"shard_{shard}",
             "db.operation.name": op,
             "db.collection.name": coll,
             "app.shard.id": str(shard),
-            "app.pool.wait_ms": (start - t) / MS,
+            "app.pool.wait_ms": wait / MS,
         }
         events = None
         if failed:
             attrs["error.type"] = "OperationalError"
             events = [{"name": "exception", "attributes": {"exception.type": "OperationalError"}}]
-        self.span(parent, f"{op} {coll}", 3, t, end, attrs, error=failed, events=events)
+        self.span(parent, f"{op} {coll}", 3, start, end, attrs, error=failed, events=events)
+
+    def query(
+        self, parent: str, t: int, shard: int, op: str, coll: str, median: float
+    ) -> tuple[int, bool]:
+        """A shard query span from ``t``: pool wait, then work. Returns (end, failed)."""
+        service, failed = self.work(t, shard, median)
+        start = self.acquire(t, shard, service)
+        end = start + service
+        self.shard_span(parent, shard, op, coll, t, end, wait=start - t, failed=failed)
         return end, failed
 
     def fan_out(
@@ -267,20 +300,61 @@ class _Sim:
         return self.loop_resume(end), failed
 
     # --- routes ------------------------------------------------------------------------------
-    def read_keys(self, server: str, t: int, keys: list[int]) -> tuple[int, bool]:
-        misses: dict[int, list[int]] = {}
-        for key in keys:
-            t, hit = self.cache_get(server, t, key)
-            t = self.loop_resume(t)
-            if not hit:
-                misses.setdefault(self.shard_of(key), []).append(key)
-        if not misses:
+    def get_item(self, server: str, t: int, key: int) -> tuple[int, bool]:
+        """Cache-aside read of one key: lookup, then its shard on a miss (and fill)."""
+        t, hit = self.cache_get(server, t, key)
+        t = self.loop_resume(t)
+        if hit:
             return t, False
-        t, failed = self.fan_out(server, t, sorted(misses), "SELECT", 1.2)
-        for group in misses.values():
-            for key in group:
-                self.cache_fill(key, t)
+        t, failed = self.query(server, t, self.shard_of(key), "SELECT", "items", 1.2)
+        t = self.loop_resume(t)
+        if not failed:
+            self.cache_fill(key, t)
         return t, failed
+
+    def checkout(self, server: str, t: int, keys: list[int]) -> tuple[int, bool]:
+        """The demo's checkout: read the items in parallel (always), then one transaction
+        per shard involved, in ascending order, holding a connection from BEGIN to its
+        statements' end; commits last. A failure anywhere fails the request."""
+        reads = [self.get_item(server, t + i * 20_000, k) for i, k in enumerate(keys)]
+        t = max(end for end, _ in reads)
+        if any(failed for _, failed in reads):
+            return t, True
+        order_shard = self.rng.randrange(self.sc.shards)
+        involved = sorted({self.shard_of(k) for k in keys} | {order_shard})
+        commits: list[tuple[int, int, bool]] = []
+        for shard in involved:
+            steps = [("BEGIN", "items", 0.3)]
+            steps += [("UPDATE", "items", 1.0) for k in keys if self.shard_of(k) == shard]
+            steps += [("INSERT", "orders", 1.2)] if shard == order_shard else []
+            works = [self.work(t, shard, median) for _, _, median in steps]
+            commit, commit_failed = self.work(t, shard, 0.5)
+            start = self.acquire(t, shard, sum(w for w, _ in works) + commit)
+            for i, ((op, coll, _), (w, failed)) in enumerate(zip(steps, works, strict=True)):
+                first = i == 0  # BEGIN carries the wait for the connection
+                self.shard_span(
+                    server,
+                    shard,
+                    op,
+                    coll,
+                    t if first else start,
+                    start + w,
+                    wait=start - t if first else 0,
+                    failed=failed,
+                )
+                start += w
+                if failed:
+                    return self.loop_resume(start), True
+            t = self.loop_resume(start)
+            commits.append((shard, commit, commit_failed))
+        for shard, commit, failed in commits:
+            self.shard_span(server, shard, "COMMIT", "items", t, t + commit, failed=failed)
+            t = self.loop_resume(t + commit)
+            if failed:
+                return t, True
+        for key in keys:
+            self.cache.pop(key, None)  # invalidate after the commit
+        return t, False
 
     def request(self, arrival: int, route: str) -> Trace:
         self.trace_id = f"{self.rng.getrandbits(128):032x}"
@@ -297,28 +371,24 @@ class _Sim:
         if route == "item":
             key = self.pick_key(t)
             path = f"/items/{key}"
-            t, failed = self.read_keys(server, t, [key])
+            t, failed = self.get_item(server, t, key)
         elif route == "multi":
-            t, failed = self.read_keys(
-                server, t, [self.pick_key(t) for _ in range(self.rng.randint(2, 6))]
-            )
+            # The demo's multi-get skips the cache: one query per shard touched.
+            keys = [self.pick_key(t) for _ in range(self.rng.randint(2, 6))]
+            shards = sorted({self.shard_of(k) for k in keys})
+            t, failed = self.fan_out(server, t, shards, "SELECT", 1.2)
         elif route == "search":
             t, failed = self.fan_out(server, t, list(range(self.sc.shards)), "SELECT", 4.0)
             t += self.lognorm_ms(0.5, 0.3)
+        elif route == "put":
+            key = self.pick_key(t)
+            path = f"/items/{key}"
+            t, failed = self.query(server, t, self.shard_of(key), "UPSERT", "items", 1.0)
+            t = self.loop_resume(t)
+            self.cache.pop(key, None)  # invalidate on write
         else:
-            keys = [self.pick_key(t) for _ in range(self.rng.randint(1, 3))]
-            t, failed = self.read_keys(server, t, keys)
-            if not failed:
-                t, failed = self.query(
-                    server, t, self.rng.randrange(self.sc.shards), "INSERT", "orders", 1.5
-                )
-                t = self.loop_resume(t)
-            for key in keys if not failed else []:
-                t, failed = self.query(server, t, self.shard_of(key), "UPDATE", "items", 1.5)
-                t = self.loop_resume(t)
-                self.cache.pop(key, None)  # invalidate on write
-                if failed:
-                    break
+            keys = list(dict.fromkeys(self.pick_key(t) for _ in range(self.rng.randint(1, 3))))
+            t, failed = self.checkout(server, t, keys)
         end = t + self.lognorm_ms(0.15, 0.3)
         status = 500 if failed else 200
         attrs = {
@@ -411,9 +481,11 @@ def _prefill_cache(sim: _Sim) -> None:
     cached with probability m / (m + 1/r)."""
     sc = sim.sc
     total = sum(sc.weights.values())
-    per_request = {"item": 1.0, "multi": 4.0, "search": 0.0, "order": 2.0}
+    per_request = {"item": 1.0, "multi": 0.0, "search": 0.0, "put": 0.0, "order": 2.0}
     lookups_per_s = sc.rate_rps * sum(w * per_request[r] for r, w in sc.weights.items()) / total
-    writes_per_s = sc.rate_rps * sc.weights.get("order", 0.0) / total * 2.0
+    writes_per_s = (
+        sc.rate_rps * (sc.weights.get("order", 0.0) * 2.0 + sc.weights.get("put", 0.0)) / total
+    )
     prev = 0.0
     for k, c in enumerate(sim.key_cdf, start=1):
         share = c - prev

@@ -24,7 +24,7 @@ def healthy() -> Prepared:
 def test_the_hit_ratio_series_shows_a_warm_cache(healthy: Prepared) -> None:
     assert healthy.inputs.cache is not None
     series = hit_ratio_series(healthy.inputs.cache)
-    assert series["hit_ratio"].mean() == pytest.approx(0.72, abs=0.06)
+    assert series["hit_ratio"].mean() == pytest.approx(0.62, abs=0.07)
     assert (series["error_ratio"] == 0).all()
 
 
@@ -36,7 +36,7 @@ def test_hits_are_faster_than_misses(healthy: Prepared) -> None:
 
 def test_the_what_if_p95_falls_as_the_hit_ratio_rises(healthy: Prepared) -> None:
     outcomes = request_outcomes(healthy.typical)
-    p95 = [what_if_latency(outcomes, "GET /items", x) for x in (0.2, 0.5, 0.8, 0.99)]
+    p95 = [what_if_latency(outcomes, "GET /items/{id}", x) for x in (0.2, 0.5, 0.8, 0.99)]
     assert p95 == sorted(p95, reverse=True)
     assert p95[0] > p95[-1]
 
@@ -54,11 +54,11 @@ def test_a_cache_outage_is_found_with_its_error_share() -> None:
     assert outage.is_alarm
     assert outage.evidence.aggregate["error_share"] == pytest.approx(0.5, abs=0.1)
     # the healthy first half taught the reference hit ratio
-    assert outage.evidence.aggregate["reference_hit_ratio"] == pytest.approx(0.72, abs=0.08)
+    assert outage.evidence.aggregate["reference_hit_ratio"] == pytest.approx(0.62, abs=0.08)
 
 
 def test_a_hit_ratio_drop_is_an_inefficiency_with_a_what_if() -> None:
-    p = prepare(Fault("cache_ttl", {"seconds": 0.3}), seed=33, fault_start=0.4)
+    p = prepare(Fault("cache_ttl", {"seconds": 0.3}), seed=33, fault_start=0.4, duration_s=30.0)
     [finding] = detect_cache_inefficiency(p.inputs.cache, p.typical, p.slow)
     assert finding.is_alarm
     agg = finding.evidence.aggregate

@@ -93,7 +93,9 @@ def test_cache_outage_is_the_top_finding(run: Run, fault_start: float) -> None:
 
 @pytest.mark.parametrize(("seconds", "seed"), [(0.3, 8), (1.0, 9)])
 def test_short_ttl_is_found_as_cache_inefficiency(run: Run, seconds: float, seed: int) -> None:
-    d = run(Fault("cache_ttl", {"seconds": seconds}), seed=seed, fault_start=0.4)
+    # A shorter TTL applies to new entries: the ratio falls as the old ones drain, so the
+    # fault needs a while (here 18 s) to show.
+    d = run(Fault("cache_ttl", {"seconds": seconds}), seed=seed, fault_start=0.4, duration_s=30.0)
     first = top(d)
     assert (first.kind, first.subject) == ("cache_inefficiency", {"app.cache.name": "items"}), (
         describe(d)

@@ -48,7 +48,7 @@ def test_inputs_from_traces_take_each_routes_slowest_and_aggregate_all() -> None
     traces = generate(Scenario(seed=1, duration_s=5.0))
     inputs = inputs_from_traces(traces, sample_size=50, slow_per_route=3, step_s=1.0)
     assert len(inputs.traces) == 50
-    assert len(inputs.slow_traces) == 12  # 3 for each of the four routes
+    assert len(inputs.slow_traces) == 15  # 3 for each of the five routes
     assert inputs.red is not None
     assert set(RED_COLUMNS) <= set(inputs.red.columns)
     assert int(inputs.red["requests"].sum()) == len(traces)
