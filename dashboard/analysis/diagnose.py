@@ -116,7 +116,11 @@ def _detectors() -> list[tuple[str, str | None, Callable[[_Context], list[Findin
             ),
         ),
         ("sequential fan-out", "traces", lambda c: detect_sequential_fanout(c.typical, c.slow)),
-        ("pool contention", "pool_wait", lambda c: detect_pool_contention(c.spans, c.slow)),
+        (
+            "pool contention",
+            "pool_wait",
+            lambda c: detect_pool_contention(c.spans, c.slow, c.inputs.shards),
+        ),
         ("event-loop blocking", "traces", lambda c: detect_event_loop_blocking(c.typical, c.slow)),
         (
             "saturation",

@@ -273,7 +273,7 @@ def inputs_from_traces(
     *,
     sample_size: int = 400,
     slow_per_route: int = 20,
-    step_s: float = 5.0,
+    step_s: float = 2.0,
     seed: int = 0,
     **options: Any,
 ) -> AnalysisInputs:

@@ -35,7 +35,7 @@ from dashboard.sources.model import Span
 __all__ = ["detect_event_loop_blocking", "detect_pool_contention", "loop_time_ms", "pool_table"]
 
 WAIT_MS = 0.5
-MIN_WAIT_SHARE = 0.1
+MIN_WAIT_SHARE = 0.05
 #: Own time of the slow requests above typical, as a share of their duration, for a route
 #: to count as blocked; and how many routes must be.
 LOOP_MIN_SHARE = 0.25
@@ -67,15 +67,27 @@ def pool_table(spans: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index()
 
 
-def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list[Finding]:
+def detect_pool_contention(
+    spans: pd.DataFrame, slow: Sequence[Profile], shards: pd.DataFrame | None = None
+) -> list[Finding]:
+    """``shards`` (SHARD_COLUMNS, complete metrics) makes the wait share exact and adds a
+    per-bucket test; waits are bursty, so a sample of traces alone can miss them."""
     table = pool_table(spans)
     if table.empty:
         return []
-    pvals = holm([_waited_more(table, str(shard)) for shard in table.index])
+    complete = _complete_wait_share(shards)
+    pvals = holm(
+        [
+            min(1.0, 2.0 * min(_waited_more(table, str(s)), _bucket_waits_higher(shards, str(s))))
+            for s in table.index
+        ]
+    )
     out: list[Finding] = []
     for (shard, row), p in zip(table.iterrows(), pvals, strict=True):
-        share = float(row["wait_share"]) if pd.notna(row["wait_share"]) else 0.0
-        if row["waited"] == 0 or share < 0.02:
+        share = complete.get(
+            str(shard), float(row["wait_share"]) if pd.notna(row["wait_share"]) else 0.0
+        )
+        if row["waited"] == 0 and share < 0.02:
             continue
 
         impact = tail_impact(slow, _waiting_on(str(shard)))
@@ -108,6 +120,28 @@ def detect_pool_contention(spans: pd.DataFrame, slow: Sequence[Profile]) -> list
             )
         )
     return out
+
+
+def _complete_wait_share(shards: pd.DataFrame | None) -> dict[str, float]:
+    """shard → waiting / query-span time over every query (from the metrics frame)."""
+    if shards is None or shards.empty or shards["pool_wait_mean_ms"].isna().all():
+        return {}
+    f = shards.assign(
+        wait=shards["pool_wait_mean_ms"].fillna(0.0) * shards["queries"],
+        busy=shards["mean_ms"] * shards["queries"],
+    )
+    g = f.groupby("shard_id")[["wait", "busy"]].sum()
+    return {str(k): float(r["wait"] / r["busy"]) for k, r in g.iterrows() if r["busy"] > 0}
+
+
+def _bucket_waits_higher(shards: pd.DataFrame | None, shard: str) -> float:
+    """p-value that the shard's mean pool wait per time bucket exceeds the other shards'."""
+    if shards is None or shards.empty:
+        return 1.0
+    mine = shards["shard_id"].astype(str) == shard
+    return mann_whitney_greater(
+        shards.loc[mine, "pool_wait_mean_ms"], shards.loc[~mine, "pool_wait_mean_ms"]
+    )
 
 
 def _waited_more(table: pd.DataFrame, shard: str) -> float:

@@ -26,6 +26,8 @@ __all__ = [
     "weighted_quantile",
 ]
 
+Samples = Sequence[float] | np.ndarray | pd.Series
+
 #: Family-wise significance level after Holm's correction.
 ALPHA = 0.01
 #: Fewer observations than this in a group: no test, no alarm.
@@ -44,7 +46,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def mann_whitney_greater(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+def mann_whitney_greater(x: Samples, y: Samples) -> float:
     """p-value that values in ``x`` tend to be larger than in ``y`` (1.0 when too few)."""
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     xa, ya = xa[np.isfinite(xa)], ya[np.isfinite(ya)]
