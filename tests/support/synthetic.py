@@ -78,6 +78,8 @@ class Scenario:
     fault_start: float = 0.0
     #: The load generator's client span as the trace root (it propagates traceparent).
     client_spans: bool = True
+    #: Simulated (and discarded) before the window, so caches and pools start settled.
+    warmup_s: float = 10.0
 
 
 class _Connection:
@@ -451,14 +453,14 @@ def _route_key(route: str) -> str:
 def generate(sc: Scenario) -> list[Trace]:
     sim = _Sim(sc)
     arrivals: list[tuple[int, str]] = []
-    t = 0.0
+    t = -sc.warmup_s
     names, weights = list(sc.weights), list(sc.weights.values())
     while True:
         t += sim.rng.expovariate(sc.rate_rps)
         if t >= sc.duration_s:
             break
         arrivals.append((T0_NS + int(t * 1e9), sim.rng.choices(names, weights)[0]))
-    _prefill_cache(sim)
+    _prefill_cache(sim, T0_NS - int(sc.warmup_s * 1e9))
     burn = sim.fault.get("cpu_burn")
     if burn is not None:
         # The loop is one resource: burns run one after another from their arrival.
@@ -471,10 +473,11 @@ def generate(sc: Scenario) -> list[Trace]:
                 sim.busy.append((s, free))
                 sim.burn_of[at] = free
         sim.busy_starts = [s for s, _ in sim.busy]
-    return [sim.request(at, r) for at, r in arrivals]
+    traces = [sim.request(at, r) for at, r in arrivals]
+    return [t for (at, _), t in zip(arrivals, traces, strict=True) if at >= T0_NS]
 
 
-def _prefill_cache(sim: _Sim) -> None:
+def _prefill_cache(sim: _Sim, start_ns: int) -> None:
     """Steady state at the window's start, as if the service had been running a while:
     key k (looked up at rate r, invalidated by writes at rate v) stays cached for
     m = (1 − e^(−v·TTL)) / v after each fill and is refilled 1/r after expiring, so it is
@@ -495,4 +498,4 @@ def _prefill_cache(sim: _Sim) -> None:
             continue
         m = (1.0 - math.exp(-v * sc.ttl_s)) / v if v > 0 else sc.ttl_s
         if sim.rng.random() < m / (m + 1.0 / r):
-            sim.cache[k] = (0, T0_NS + int(sim.rng.uniform(0, min(m, sc.ttl_s)) * 1e9))
+            sim.cache[k] = (0, start_ns + int(sim.rng.uniform(0, min(m, sc.ttl_s)) * 1e9))
