@@ -121,7 +121,11 @@ def _detectors() -> list[tuple[str, str | None, Callable[[_Context], list[Findin
             "pool_wait",
             lambda c: detect_pool_contention(c.spans, c.slow, c.inputs.shards),
         ),
-        ("event-loop blocking", "traces", lambda c: detect_event_loop_blocking(c.typical, c.slow)),
+        (
+            "event-loop blocking",
+            "traces",
+            lambda c: detect_event_loop_blocking(c.typical, c.slow, c.inputs.red),
+        ),
         (
             "saturation",
             "load_sweep",

@@ -8,8 +8,9 @@ request spent waiting for the event loop.
 * event_loop_blocking: a blocked loop delays every request's continuations, so the
   slow requests of *several* routes spend their critical path in the server span's own
   time (no I/O child running) — far more than typical requests of the same route
-  (Mann-Whitney). The route that keeps the loop busiest (own time × traffic) is named as
-  the likely culprit: a CPU-bound handler without I/O children.
+  (Mann-Whitney); or the handlers' own time × their traffic keeps the loop busy ≥
+  ``LOOP_BUSY`` of the time. A route whose every request spends ≥ ``CPU_MIN_MS`` in its
+  own code, 3× any other, is named as the culprit: a CPU-bound handler.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
-from dashboard.analysis.profiles import Profile, tail_impact
+from dashboard.analysis.profiles import Profile, service_of, tail_impact
 from dashboard.analysis.stats import (
     ALPHA,
     MIN_SAMPLES,
@@ -40,6 +41,8 @@ MIN_WAIT_SHARE = 0.05
 #: to count as blocked; and how many routes must be.
 LOOP_MIN_SHARE = 0.25
 LOOP_MIN_ROUTES = 2
+#: Share of time the loop spends in handlers' own code that is blocking by itself.
+LOOP_BUSY = 0.3
 #: Typical own time of a server span that makes its route a CPU-bound suspect.
 CPU_MIN_MS = 2.0
 CPU_QUANTILE = 0.1
@@ -172,74 +175,110 @@ def _waiting_on(shard: str) -> Callable[[Span, float], float]:
 
 
 def loop_time_ms(p: Profile) -> float:
-    """Critical-path time in the entry server span's own code, plus a caller's root span
-    above it (time before the server started: waiting to be accepted)."""
-    total = p.critical_ms.get(p.entry.span_id, 0.0) if p.entry is not None else 0.0
-    root = p.tree.root
-    if p.entry is not None and root.span_id != p.entry.span_id and root.service != p.entry.service:
-        total += p.critical_ms.get(root.span_id, 0.0)
-    return total
+    """Critical-path time in the entry server span's own code: CPU on the loop, or a
+    continuation waiting for a busy loop. A caller's span above it is left out on
+    purpose: a load generator that starts its spans at the intended send time (to avoid
+    coordinated omission) would put its own lag there."""
+    return p.critical_ms.get(p.entry.span_id, 0.0) if p.entry is not None else 0.0
+
+
+def loop_busy_share(
+    typical: Sequence[Profile], red: pd.DataFrame | None
+) -> tuple[float, dict[str, float]]:
+    """How much of the time the loop runs handlers' own code: Σ over routes of its rate
+    (RED) × the 10th percentile of its server span's own time (the floor: the CPU every
+    request spends, not the waits a busy loop adds). 1.0 means the loop never rests."""
+    if red is None or red.empty:
+        return 0.0, {}
+    stamps = red["ts"].sort_values().unique()
+    step = (stamps[1] - stamps[0]) / np.timedelta64(1, "s") if len(stamps) > 1 else 60.0
+    window_s = (stamps[-1] - stamps[0]) / np.timedelta64(1, "s") + step
+    rates = red.groupby("route")["requests"].sum() / window_s
+    own: dict[str, list[float]] = {}
+    for p in typical:
+        if p.entry is not None:
+            own.setdefault(p.route, []).append(p.self_ms.get(p.entry.span_id, 0.0))
+    share = {
+        r: float(rates[r]) * float(np.quantile(v, CPU_QUANTILE)) / 1000.0
+        for r, v in own.items()
+        if r in rates.index and len(v) >= MIN_SAMPLES
+    }
+    return sum(share.values()), share
+
+
+def _blocked_routes(
+    typical: Sequence[Profile], slow: Sequence[Profile]
+) -> dict[str, tuple[float, float, float]]:
+    """route → (mean extra own time of its slow requests over typical ones (ms), that as a
+    share of their duration, Mann-Whitney p)."""
+    out: dict[str, tuple[float, float, float]] = {}
+    for route in sorted({p.route for p in slow if p.route}):
+        s = [loop_time_ms(p) for p in slow if p.route == route]
+        t = [loop_time_ms(p) for p in typical if p.route == route]
+        if len(s) < MIN_SAMPLES or len(t) < MIN_SAMPLES:
+            continue
+        ref = median(t)
+        excess = float(np.mean([max(0.0, x - ref) for x in s]))
+        duration = float(np.mean([p.duration_ms for p in slow if p.route == route]))
+        out[route] = (
+            excess,
+            excess / duration if duration > 0 else 0.0,
+            mann_whitney_greater(s, t),
+        )
+    return out
 
 
 def detect_event_loop_blocking(
-    typical: Sequence[Profile], slow: Sequence[Profile]
+    typical: Sequence[Profile], slow: Sequence[Profile], red: pd.DataFrame | None = None
 ) -> list[Finding]:
-    routes = sorted({p.route for p in slow if p.route})
-    blocked: dict[str, tuple[float, float, float]] = {}  # route → (excess ms, share, p)
-    tested = 0
-    for route in routes:
-        s = [p for p in slow if p.route == route]
-        t = [p for p in typical if p.route == route]
-        if len(s) < MIN_SAMPLES or len(t) < MIN_SAMPLES:
-            continue
-        tested += 1
-        s_loop, t_loop = [loop_time_ms(p) for p in s], [loop_time_ms(p) for p in t]
-        ref = median(t_loop)
-        excess = float(np.mean([max(0.0, x - ref) for x in s_loop]))
-        share = excess / float(np.mean([p.duration_ms for p in s]))
-        pv = mann_whitney_greater(s_loop, t_loop)
-        blocked[route] = (excess, share, pv)
-    if not blocked:
+    """Two signatures, either raises the alarm: the slow requests of several routes wait
+    in their own code (a blocked loop delays everyone), or the handlers' own CPU time ×
+    traffic keeps the loop busy ≥ ``LOOP_BUSY`` of the time (it will queue)."""
+    blocked = _blocked_routes(typical, slow)
+    busy, busy_by_route = loop_busy_share(typical, red)
+    if not blocked and busy < LOOP_BUSY:
         return []
     adjusted = dict(zip(blocked, holm([v[2] for v in blocked.values()]), strict=True))
-    hit = [
-        r for r, (_, share, _) in blocked.items() if share >= LOOP_MIN_SHARE and adjusted[r] < ALPHA
-    ]
-    worst = max(blocked, key=lambda r: blocked[r][1])
-    excess_ms, score_share, _ = blocked[worst]
-    if score_share < 0.05:
+    hit = [r for r, (_, sh, _) in blocked.items() if sh >= LOOP_MIN_SHARE and adjusted[r] < ALPHA]
+    worst = max(blocked, key=lambda r: blocked[r][1]) if blocked else ""
+    excess_ms, score_share, _ = blocked.get(worst, (0.0, 0.0, 1.0))
+    if score_share < 0.05 and busy < LOOP_BUSY:
         return []
     culprit, own_ms = _cpu_bound_route(typical)
-    svc = next((p.entry.service for p in slow if p.entry is not None), "")
-    subject = {"service.name": svc}
+    subject = {"service.name": service_of(typical) or ""}
     if culprit:
         method, _, template = culprit.partition(" ")
         subject.update({"http.request.method": method, "http.route": template})
+    spread = len(hit) >= LOOP_MIN_ROUTES
+    score = max(min(1.0, score_share), min(1.0, busy) if busy >= LOOP_BUSY else 0.0)
     n_worst = sum(1 for p in slow if p.route == worst)
-    significant = len(hit) >= min(LOOP_MIN_ROUTES, max(tested, 1)) and tested >= LOOP_MIN_ROUTES
-    score = min(1.0, score_share)
     ids = tuple(
         p.trace_id
         for p in sorted((p for p in slow if p.route == worst), key=lambda p: -loop_time_ms(p))
+    )
+    by = (
+        f", most likely by {culprit} (≥ {own_ms:.1f} ms of its own time in 90 % of its requests)"
+        if culprit
+        else ""
     )
     return [
         Finding(
             kind="event_loop_blocking",
             subject=subject,
             summary=(
-                f"The slow requests of {len(hit)} of {tested} routes spend their time in the "
-                f"server's own code with no I/O running (+{excess_ms:.1f} ms on {worst}): the "
-                f"event loop is blocked"
-                + (
-                    f", most likely by {culprit} (≥ {own_ms:.1f} ms of its own time in 90 % "
-                    "of its requests)."
-                    if culprit
-                    else "."
-                )
+                f"The event loop is blocked{by}: it is busy in handler code "
+                f"{busy:.0%} of the time, and the slow requests of {len(hit)} of "
+                f"{len(blocked)} routes wait in the server's own time"
+                + (f" (+{excess_ms:.1f} ms on {worst})." if worst else ".")
             ),
-            impact=Impact(excess_ms, "ms", f"mean of the slowest {n_worst} {worst}", score),
-            confidence=confidence_from_p(min(adjusted.values()), sum(1 for _ in typical)),
-            severity=severity_for(score, significant=significant),
+            impact=Impact(
+                excess_ms,
+                "ms",
+                f"mean of the slowest {n_worst} {worst}" if worst else "all requests",
+                score,
+            ),
+            confidence=confidence_from_p(min(adjusted.values(), default=1.0), len(typical)),
+            severity=severity_for(score, significant=spread or busy >= LOOP_BUSY),
             evidence=Evidence(
                 trace_ids=ids[:5],
                 aggregate={
@@ -247,6 +286,8 @@ def detect_event_loop_blocking(
                         r: {"excess_ms": v[0], "share": v[1], "p_holm": adjusted[r]}
                         for r, v in blocked.items()
                     },
+                    "loop_busy_share": busy,
+                    "loop_busy_by_route": busy_by_route,
                     "culprit": culprit,
                     "culprit_own_ms": own_ms,
                 },

@@ -464,10 +464,11 @@ def generate(sc: Scenario) -> list[Trace]:
     burn = sim.fault.get("cpu_burn")
     if burn is not None:
         # The loop is one resource: burns run one after another from their arrival.
-        route, ms = _route_key(str(burn.get("route", "/search"))), float(burn.get("ms", 20.0))
+        target, ms = str(burn.get("route", "/search")), float(burn.get("ms", 20.0))
+        route = None if target == "*" else _route_key(target)
         free = 0
         for at, r in arrivals:
-            if r == route and at >= sim.fault_from_ns:
+            if route in (r, None) and at >= sim.fault_from_ns:
                 s = max(at + 1_000_000, free)
                 free = s + int(ms * MS)
                 sim.busy.append((s, free))

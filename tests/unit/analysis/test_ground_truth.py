@@ -135,6 +135,16 @@ def test_cpu_burn_is_found_as_event_loop_blocking_with_its_route(
     assert first.subject.get("http.route") == route, describe(d)
 
 
+def test_cpu_burn_on_every_route_is_event_loop_blocking_of_the_service(run: Run) -> None:
+    """The demo's default: route "*" burns on every request, so no route stands out."""
+    d = run(Fault("cpu_burn", {"route": "*", "ms": 5.0}), seed=14, rate_rps=60.0)
+    first = top(d)
+    assert (first.kind, first.subject) == ("event_loop_blocking", {"service.name": "demo"}), (
+        describe(d)
+    )
+    assert first.evidence.aggregate["loop_busy_share"] >= 0.25
+
+
 @pytest.mark.parametrize("shard", [0, 2])
 def test_hot_keys_are_found_as_a_hot_shard(run: Run, shard: int) -> None:
     d = run(Fault("hot_keys", {"shard": shard, "share": 0.8, "keys": 5}), seed=13 + shard)

@@ -34,14 +34,14 @@ def test_a_one_connection_pool_under_load_is_contention_on_that_shard() -> None:
     assert table.loc["1", "wait_share"] > 3 * table.drop(index="1")["wait_share"].max()
 
 
-def test_loop_time_counts_the_servers_own_time_and_the_wait_before_it_started() -> None:
+def test_loop_time_is_the_servers_own_time_not_the_callers() -> None:
     t = trace(
         span("GET", 0, 30, sid="c", service="narrows-load"),
         server("GET /items/{id}", 10, 28, parent="c"),
         span("cache.get items", 12, 14, "root", attrs={"app.cache.name": "items"}),
     )
-    # client: 0..10 waiting to be served and 28..30; server: 10..12 and 14..28 own time
-    assert loop_time_ms(profile(t)) == pytest.approx(12.0 + 16.0)
+    # server: 10..12 and 14..28 own time; the client's 0..10 may be the load generator's lag
+    assert loop_time_ms(profile(t)) == pytest.approx(16.0)
 
 
 def test_a_healthy_loop_is_not_blocked(healthy: Prepared) -> None:
