@@ -94,7 +94,7 @@ def detect_sequential_fanout(typical: Sequence[Profile], slow: Sequence[Profile]
         by_route.setdefault(p.route, []).extend(fanout_groups(p))
     out: list[Finding] = []
     for route, groups in sorted(by_route.items()):
-        if len(groups) < MIN_GROUPS:
+        if not route or len(groups) < MIN_GROUPS:
             continue
         seq = [g for g in groups if g.sequential]
         share = len(seq) / len(groups)

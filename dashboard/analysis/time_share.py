@@ -125,8 +125,8 @@ def slow_operations(
     findings: list[Finding] = []
     for route, rows in table.groupby("route", sort=True):
         s_group = [p for p in slow if p.route == route]
-        if len(s_group) < MIN_TRACES or rows.empty:
-            continue
+        if not route or len(s_group) < MIN_TRACES or rows.empty:
+            continue  # no route: not an HTTP request we can name
         top = rows.iloc[0]
         tail_ms = sum(p.duration_ms for p in s_group) / len(s_group)
         saving = float(top["saving_ms"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -93,3 +95,34 @@ def prepare(*faults: Fault, **scenario: Any) -> Prepared:
     return Prepared(
         inputs, profiles(inputs.traces), profiles(inputs.slow_traces), spans_frame(inputs.traces)
     )
+
+
+def zipkin_trace(fixtures: Path, path: str) -> Trace:
+    """Zipkin v2 JSON → spans (µs → ns); a shared server span gets its own id under its
+    client, and children of a shared id go to the span of their own service."""
+    raw: list[dict[str, Any]] = json.loads((fixtures / "zipkin" / path).read_text())
+    spans: list[Span] = []
+    shared = {s["id"]: s for s in raw if s.get("shared")}
+    for s in raw:
+        svc = s.get("localEndpoint", {}).get("serviceName", "unknown")
+        sid, parent = s["id"], s.get("parentId", "")
+        if s.get("shared"):
+            sid, parent = s["id"] + "-server", s["id"]
+        elif parent in shared and svc == shared[parent].get("localEndpoint", {}).get("serviceName"):
+            parent += "-server"
+        start = int(s.get("timestamp", 0)) * 1000
+        spans.append(
+            Span(
+                s["traceId"],
+                sid,
+                parent,
+                svc,
+                s.get("name", ""),
+                {"CLIENT": 3, "SERVER": 2}.get(s.get("kind", ""), 1),
+                start,
+                start + int(s.get("duration", 0)) * 1000,
+                0,
+                dict(s.get("tags", {})),
+            )
+        )
+    return Trace(raw[0]["traceId"], spans)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,8 +15,8 @@ from dashboard.analysis.critical_path import (
     self_times,
     span_tree,
 )
-from dashboard.sources.model import Span, Trace
-from tests.unit.analysis.helpers import MS, span, trace
+from dashboard.sources.model import Trace
+from tests.unit.analysis.helpers import MS, span, trace, zipkin_trace
 
 
 def path_of(t: Trace) -> list[tuple[str, float, float]]:
@@ -134,39 +132,8 @@ def test_a_ten_thousand_span_chain_needs_no_recursion() -> None:
     assert sum(g.duration_ms for g in segments) == pytest.approx(20_000.0)
 
 
-def _zipkin_trace(fixtures: Path, path: str) -> Trace:
-    """Zipkin v2 JSON → spans (µs → ns); a shared server span gets its own id under its
-    client, and children of a shared id go to the span of their own service."""
-    raw: list[dict[str, Any]] = json.loads((fixtures / "zipkin" / path).read_text())
-    spans: list[Span] = []
-    shared = {s["id"]: s for s in raw if s.get("shared")}
-    for s in raw:
-        svc = s.get("localEndpoint", {}).get("serviceName", "unknown")
-        sid, parent = s["id"], s.get("parentId", "")
-        if s.get("shared"):
-            sid, parent = s["id"] + "-server", s["id"]
-        elif parent in shared and svc == shared[parent].get("localEndpoint", {}).get("serviceName"):
-            parent += "-server"
-        start = int(s.get("timestamp", 0)) * 1000
-        spans.append(
-            Span(
-                s["traceId"],
-                sid,
-                parent,
-                svc,
-                s.get("name", ""),
-                {"CLIENT": 3, "SERVER": 2}.get(s.get("kind", ""), 1),
-                start,
-                start + int(s.get("duration", 0)) * 1000,
-                0,
-                dict(s.get("tags", {})),
-            )
-        )
-    return Trace(raw[0]["traceId"], spans)
-
-
 def test_the_real_zipkin_skew_trace_gets_a_complete_path(fixtures_dir: Path) -> None:
-    t = _zipkin_trace(fixtures_dir, "skew.json")
+    t = zipkin_trace(fixtures_dir, "skew.json")
     tree = span_tree(t)
     assert tree.adjusted >= 1
     assert tree.dropped == 0
@@ -176,7 +143,7 @@ def test_the_real_zipkin_skew_trace_gets_a_complete_path(fixtures_dir: Path) -> 
 
 
 def test_a_large_real_trace_gets_a_path_as_long_as_its_root(fixtures_dir: Path) -> None:
-    t = _zipkin_trace(fixtures_dir, "smartthings-oauth-authorization.json")
+    t = zipkin_trace(fixtures_dir, "smartthings-oauth-authorization.json")
     tree = span_tree(t)
     segments = critical_path(tree)
     assert sum(g.duration_ms for g in segments) == pytest.approx(tree.root.duration_ms, rel=1e-6)

@@ -4,6 +4,7 @@ output is JSON-ready."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from dashboard.analysis.diagnose import diagnose, diagnose_report, link_causes
 from dashboard.analysis.findings import Evidence, Finding, Impact, findings_to_json
 from dashboard.analysis.inputs import AnalysisInputs, inputs_from_traces
 from tests.support.synthetic import Fault, Scenario, generate
-from tests.unit.analysis.helpers import run_scenario
+from tests.unit.analysis.helpers import run_scenario, zipkin_trace
 
 
 def f(
@@ -119,3 +120,20 @@ def test_a_slow_operation_says_what_sets_its_slowest_spans_apart() -> None:
         x for x in findings if x.kind == "slow_operation" and x.subject["http.route"] == "/search"
     )
     assert any("shard_id=3" in note for note in search.evidence.notes), search.evidence.notes
+
+
+def test_real_traces_of_other_shapes_are_diagnosed_without_failing(fixtures_dir: Path) -> None:
+    """Zipkin's sample traces (no shards, no cache, skew, shared spans) go through every
+    detector: nothing fails and nothing is invented."""
+    traces = [
+        zipkin_trace(fixtures_dir, name)
+        for name in (
+            "skew.json",
+            "yelp.json",
+            "messaging.json",
+            "smartthings-oauth-authorization.json",
+        )
+    ]
+    report = diagnose_report(inputs_from_traces(traces, slow_per_route=5))
+    assert not [s for s in report.skipped if "failed" in s]
+    assert not [f for f in report.findings if f.is_alarm]
