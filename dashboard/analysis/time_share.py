@@ -123,7 +123,8 @@ def slow_operations(
     slowest spans apart (``compare.rank_attributes``)."""
     table = where_time_goes(slow, typical)
     findings: list[Finding] = []
-    for route, rows in table.groupby("route", sort=True):
+    for key, rows in table.groupby("route", sort=True):
+        route = str(key)
         s_group = [p for p in slow if p.route == route]
         if not route or len(s_group) < MIN_TRACES or rows.empty:
             continue  # no route: not an HTTP request we can name
@@ -131,9 +132,9 @@ def slow_operations(
         tail_ms = sum(p.duration_ms for p in s_group) / len(s_group)
         saving = float(top["saving_ms"])
         score = min(1.0, saving / tail_ms) if tail_ms > 0 else 0.0
-        rose, before, after = _route_shift(red, str(route))
+        rose, before, after = _route_shift(red, route)
         op: Operation = top["operation"]
-        method, _, template = str(route).partition(" ")
+        method, _, template = route.partition(" ")
         subject = {"http.request.method": method, "http.route": template, **op.subject}
         ids = tuple(
             p.trace_id
