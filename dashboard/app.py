@@ -1,14 +1,25 @@
-"""Streamlit entry point: page config and navigation only."""
+"""Streamlit entry point: page config, the shared sidebar, and navigation."""
 
 from pathlib import Path
 
 import streamlit as st
 
+from dashboard.components.sidebar import render_sidebar
+from dashboard.state import settings
+
 _PAGES = Path(__file__).parent / "pages"
 
 st.set_page_config(page_title="Narrows", page_icon="🔭", layout="wide")
-st.navigation(
+page = st.navigation(
     [
-        st.Page(_PAGES / "traces.py", title="Traces", icon="🧵", default=True),
+        st.Page(_PAGES / "overview.py", title="Overview", icon="🏠", default=True),
+        st.Page(_PAGES / "latency.py", title="Latency", icon="⏱️", url_path="latency"),
+        st.Page(_PAGES / "traces.py", title="Traces", icon="🧵", url_path="traces"),
+        st.Page(_PAGES / "logs.py", title="Logs", icon="📜", url_path="logs"),
+        st.Page(_PAGES / "shards.py", title="Shards & cache", icon="🧩", url_path="shards"),
+        st.Page(_PAGES / "bottlenecks.py", title="Bottlenecks", icon="🔎", url_path="bottlenecks"),
+        st.Page(_PAGES / "capacity.py", title="Capacity", icon="📈", url_path="capacity"),
     ]
-).run()
+)
+render_sidebar(settings())
+page.run()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import plotly.graph_objects as go
 
+from dashboard.components.charts import ERROR, HIGHLIGHT, OK
 from dashboard.sources.model import Trace
 
 __all__ = ["MAX_SPANS", "ordered_spans", "waterfall_figure"]
@@ -39,17 +42,29 @@ def ordered_spans(trace: Trace) -> list[tuple[int, int]]:
     return out
 
 
-def waterfall_figure(trace: Trace) -> go.Figure:
+def waterfall_figure(
+    trace: Trace,
+    critical: Collection[str] = (),
+    order: list[tuple[int, int]] | None = None,
+) -> go.Figure:
+    """Bars in tree order; spans on the critical path in the highlight colour, failed
+    spans in the error colour (and marked ✖ in the label, so colour is not the only cue)."""
     t0 = trace.start_ns
-    order = ordered_spans(trace)[:MAX_SPANS]
+    order = (order if order is not None else ordered_spans(trace))[:MAX_SPANS]
     labels, starts, widths, colors, hover = [], [], [], [], []
     for n, (i, depth) in enumerate(order):
         s = trace.spans[i]
-        labels.append(f"{n:>3} {'  ' * depth}{s.service}: {s.name}")
+        failed = s.status_code == 2
+        on_path = s.span_id in critical
+        mark = "✖ " if failed else ("◆ " if on_path else "")
+        labels.append(f"{n:>3} {'  ' * min(depth, 12)}{mark}{s.service}: {s.name}")
         starts.append((s.start_ns - t0) / 1e6)
         widths.append(max(s.duration_ms, 0.001))
-        colors.append("#d62728" if s.status_code == 2 else "#1f77b4")
-        hover.append(f"{s.service} · {s.name}<br>{s.duration_ms:.2f} ms")
+        colors.append(ERROR if failed else (HIGHLIGHT if on_path else OK))
+        hover.append(
+            f"{s.service} · {s.name}<br>{s.duration_ms:.2f} ms"
+            + ("<br>on the critical path" if on_path else "")
+        )
     fig = go.Figure(
         go.Bar(
             y=labels,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -64,8 +65,9 @@ def red_frame(
         sums = sums.assign(group=_groups(sums, group_labels))
         total_s = sums.groupby(["group", "ts"])["increase"].sum()
     rows = []
-    for (group, ts), row in cum.iterrows():
-        values = row.to_numpy(dtype=float)
+    for key, row in cum.iterrows():
+        group, ts = cast(tuple[str, pd.Timestamp], key)
+        values = [float(v) for v in row.to_numpy(dtype=float)]
         count = float(values[-1])
         if count <= 0:
             continue
@@ -74,9 +76,9 @@ def red_frame(
             {
                 "group": group,
                 "ts": ts,
-                "count": int(round(count)),
+                "count": round(count),
                 "rate": count / step_s,
-                "errors": int(round(err)),
+                "errors": round(err),
                 "error_rate": err / count,
                 "mean_ms": 1000.0 * float(total_s.get((group, ts), math.nan)) / count,
                 "p50_ms": 1000.0 * quantile_from_buckets(upper, values, 0.5),
@@ -96,7 +98,7 @@ def histogram_frame(steps: pd.DataFrame, over_time: bool) -> tuple[tuple[float, 
     if steps.empty or "le" not in steps.columns:
         return (), pd.DataFrame(columns=columns)
     if not over_time:
-        steps = steps.assign(ts=pd.NaT)
+        steps = steps.assign(ts=pd.Series(pd.NaT, index=steps.index))
     cum = _cumulative(steps.assign(ts=steps["ts"].astype(object)), ["ts"])
     upper_s = [float(u) for u in cum.columns]
     bounds = tuple(1000.0 * u for u in upper_s if math.isfinite(u))
@@ -112,7 +114,7 @@ def histogram_frame(steps: pd.DataFrame, over_time: bool) -> tuple[tuple[float, 
                         "bucket": i,
                         "low_ms": edges[i],
                         "high_ms": edges[i + 1],
-                        "count": int(round(c)),
+                        "count": round(c),
                     }
                 )
     frame = pd.DataFrame(rows, columns=columns)

@@ -43,8 +43,12 @@ from dashboard.sources.shared import (
 __all__ = ["KIND", "PrometheusJaegerLokiSource"]
 
 KIND = "prometheus+jaeger+loki"
-_GROUPS = {None: (), "span.name": ("http_request_method", "http_route"), "http.route": ("http_route",),
-           "service.name": ("service_name",)}  # fmt: skip
+_GROUPS: dict[str | None, tuple[str, ...]] = {
+    None: (),
+    "span.name": ("http_request_method", "http_route"),
+    "http.route": ("http_route",),
+    "service.name": ("service_name",),
+}
 _HTTP_WHY = "Prometheus holds the HTTP server histogram, labelled by method, route and status only"
 
 
