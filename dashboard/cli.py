@@ -22,9 +22,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--source",
-        choices=["narrows"],
+        choices=["narrows", "prometheus+jaeger+loki"],
         default=None,
         help="telemetry backend (default $NARROWS_SOURCE or narrows)",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        default=None,
+        help="with prometheus+jaeger+loki: $NARROWS_PROMETHEUS_URL",
+    )
+    parser.add_argument(
+        "--jaeger-url", default=None, help="with prometheus+jaeger+loki: $NARROWS_JAEGER_URL"
+    )
+    parser.add_argument(
+        "--loki-url", default=None, help="with prometheus+jaeger+loki: $NARROWS_LOKI_URL"
     )
 
 
@@ -57,8 +68,15 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.query_url:
         env["NARROWS_QUERY_URL"] = args.query_url
-    if args.source:
-        env["NARROWS_SOURCE"] = args.source
+    for flag, name in (
+        ("source", "NARROWS_SOURCE"),
+        ("prometheus_url", "NARROWS_PROMETHEUS_URL"),
+        ("jaeger_url", "NARROWS_JAEGER_URL"),
+        ("loki_url", "NARROWS_LOKI_URL"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            env[name] = value
     argv = streamlit_argv(args.dashboard_port, args.listen)
     # Replace this process, so signals reach Streamlit directly.
     os.execve(sys.executable, argv, env)

@@ -97,9 +97,9 @@ def histogram_frame(steps: pd.DataFrame, over_time: bool) -> tuple[tuple[float, 
     columns = ["ts", "bucket", "low_ms", "high_ms", "count"]
     if steps.empty or "le" not in steps.columns:
         return (), pd.DataFrame(columns=columns)
-    if not over_time:
-        steps = steps.assign(ts=pd.Series(pd.NaT, index=steps.index))
-    cum = _cumulative(steps.assign(ts=steps["ts"].astype(object)), ["ts"])
+    if not over_time:  # one row for the whole window (pivot_table drops NaT keys)
+        steps = steps.assign(ts=pd.Series(0, index=steps.index))
+    cum = _cumulative(steps, ["ts"])
     upper_s = [float(u) for u in cum.columns]
     bounds = tuple(1000.0 * u for u in upper_s if math.isfinite(u))
     edges = (0.0, *bounds, math.inf)
@@ -118,8 +118,7 @@ def histogram_frame(steps: pd.DataFrame, over_time: bool) -> tuple[tuple[float, 
                     }
                 )
     frame = pd.DataFrame(rows, columns=columns)
-    if over_time:
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True) if over_time else pd.NaT
     return bounds, frame
 
 
