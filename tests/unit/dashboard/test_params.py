@@ -46,7 +46,8 @@ def test_span_ids_must_be_16_hex() -> None:
 def test_choices_accept_only_listed_values() -> None:
     assert params.choice({"service": "demo"}, "service", ["demo"]) == ("demo", None)
     value, problem = params.choice({"service": 'evil"}'}, "service", ["demo"])
-    assert value is None and problem
+    assert value is None
+    assert problem
 
 
 def test_text_refuses_control_characters_and_long_values() -> None:

@@ -62,7 +62,7 @@ def test_red_frame_counts_errors_and_percentiles_per_group() -> None:
                 {"http_route": "/a", "http_request_method": "GET", "instance": "i"},
                 [(0, 0), (10, 0.9)],
             )
-        ],  # fmt: skip
+        ],
         WINDOW,
     )
     red = red_frame(
@@ -74,7 +74,8 @@ def test_red_frame_counts_errors_and_percentiles_per_group() -> None:
     )
     row = red.iloc[0]
     assert row["group"] == "GET /a"
-    assert row["count"] == 10 and row["errors"] == 1
+    assert row["count"] == 10
+    assert row["errors"] == 1
     assert row["rate"] == pytest.approx(1.0)
     assert row["mean_ms"] == pytest.approx(90.0)
     assert row["p50_ms"] == pytest.approx(62.5)

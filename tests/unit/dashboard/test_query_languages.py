@@ -16,7 +16,8 @@ HOSTILE = ['a"b', "a\\b", 'x"} or vector(1) #', "line\nbreak", "ünïcode ☃", 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_promql_string_round_trips_as_a_go_string(value: str) -> None:
     literal = promql_string(value)
-    assert literal.startswith('"') and literal.endswith('"')
+    assert literal.startswith('"')
+    assert literal.endswith('"')
     # Go's string escapes are a superset of JSON's, so decoding as JSON gives the value back.
     assert json.loads(literal) == value
     assert "\n" not in literal

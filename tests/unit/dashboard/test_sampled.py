@@ -44,7 +44,8 @@ def test_compare_finds_the_attribute_that_separates_slow_spans() -> None:
     assert top["key"] == "app.shard.id"
     assert top["score"] == pytest.approx(1.0)
     shard2 = frame[(frame["key"] == "app.shard.id") & (frame["value"] == "2")].iloc[0]
-    assert shard2["selection_share"] == 1.0 and shard2["baseline_share"] == 0.0
+    assert shard2["selection_share"] == 1.0
+    assert shard2["baseline_share"] == 0.0
 
 
 def test_duration_ranks_count_at_or_below() -> None:
