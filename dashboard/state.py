@@ -86,6 +86,16 @@ class _Loaders:
         out: list[Operation] = self._call("operations", service, kind)
         return out
 
+    def busiest_services(self, window: TimeWindow) -> list[str]:
+        """Services with server requests in the window, busiest first, then the rest."""
+        services = self.services()
+        try:
+            red = self.red(window, SpanFilter(kind="server"), "service.name", 100).data
+        except Unavailable:
+            return services
+        busy = list(red.groupby("group")["count"].sum().sort_values(ascending=False).index)
+        return [s for s in busy if s in services] + [s for s in services if s not in busy]
+
     def routes(self, service: str) -> list[str]:
         return sorted(o.name for o in self.operations(service, "server"))
 

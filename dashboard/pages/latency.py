@@ -49,7 +49,7 @@ def _pick(label: str, options: list[str], param: str, key: str) -> str | None:
 
 
 with guard():
-    services = load.services()
+    services = load.busiest_services(current_window())
     service = _pick("Service", services, "service", "latency_service")
     routes = load.routes(service) if service else []
     route = _pick("Route", routes, "route", "latency_route")

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from dashboard import params
 from dashboard.components.charts import line_figure
 from dashboard.components.findings import findings_list
 from dashboard.components.sidebar import refresh_every
@@ -55,11 +56,19 @@ def live() -> None:
         pending = (fresh.detail.get("ingest") or {}).get("pending_batches")
         cols[-1].metric("Backlog", "—" if pending is None else f"{pending} batches")
     with guard():
-        services = load.services()
+        services = load.busiest_services(window)
         if not services:
             st.info("No services have sent telemetry yet.")
             return
-        service = st.selectbox("Service", services, key="overview_service")
+        wanted, problem = params.choice(st.query_params, "service", services)
+        if problem:
+            st.warning(problem)
+        service = st.selectbox(
+            "Service",
+            services,
+            index=services.index(wanted) if wanted else 0,
+            key="overview_service",
+        )
         frame = load.red(window, SpanFilter(service=service, kind="server"), "span.name")
         red = frame.data
         note(frame)
