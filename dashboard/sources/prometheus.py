@@ -25,6 +25,7 @@ from dashboard.sources.query import TimeWindow
 __all__ = [
     "PrometheusClient",
     "counter_steps",
+    "grid_start",
     "promql_string",
     "quantile_from_buckets",
     "selector",
@@ -76,12 +77,21 @@ def quantile_from_buckets(upper: Sequence[float], cumulative: Sequence[float], q
     return lo + (float(upper[i]) - lo) * (rank - below) / inside
 
 
+def grid_start(window: TimeWindow) -> float:
+    """The range query's start (unix s): the window's start moved back so that the last
+    evaluation falls exactly on the window's end. A fresh sample just before the end is
+    then never missed, whatever the step."""
+    end = window.end.timestamp()
+    steps = math.ceil((end - window.start.timestamp()) / window.step_s - 1e-9)
+    return end - steps * window.step_s
+
+
 def counter_steps(result: list[dict[str, Any]], window: TimeWindow) -> pd.DataFrame:
     """A ``query_range`` matrix of raw counters → one row per series and step with the
     increase during that step: columns are the series labels, ``ts`` (step start) and
     ``increase``. A series first seen after the window's first step started from zero."""
     rows: list[dict[str, Any]] = []
-    first_t = window.start.timestamp()
+    first_t = grid_start(window)
     for series in result:
         labels = series.get("metric") or {}
         points = [(float(t), float(v)) for t, v in series.get("values") or []]
@@ -132,7 +142,7 @@ class PrometheusClient:
             "/api/v1/query_range",
             {
                 "query": expr,
-                "start": f"{window.start.timestamp():.3f}",
+                "start": f"{grid_start(window):.3f}",
                 "end": f"{window.end.timestamp():.3f}",
                 "step": f"{window.step_s:g}",
             },

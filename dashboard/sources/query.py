@@ -37,6 +37,12 @@ def rfc3339(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _ns(ts: datetime) -> int:
+    """Exact unix nanoseconds (no float rounding, so bucket keys match the collector's)."""
+    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
 def go_duration(ms: float) -> str:
     """Milliseconds as a Go duration (``1500us``): the Jaeger API's and the collector's unit."""
     return f"{round(ms * 1000)}us"
@@ -71,11 +77,11 @@ class TimeWindow:
 
     @property
     def start_ns(self) -> int:
-        return int(self.start.timestamp() * 1e9)
+        return _ns(self.start)
 
     @property
     def end_ns(self) -> int:
-        return int(self.end.timestamp() * 1e9)
+        return _ns(self.end)
 
     def label(self) -> str:
         return f"{self.start:%H:%M:%S}–{self.end:%H:%M:%S} UTC, step {self.step_s:g}s"
