@@ -193,11 +193,16 @@ def current_window(now: datetime | None = None) -> TimeWindow:
 
 def show_source_error(exc: SourceError) -> None:
     """The banner every page shows instead of a traceback when the backend fails."""
-    st.error(f"Telemetry backend unreachable at {exc.url} — {exc.reason}", icon="🚫")
+    st.error(
+        f"Telemetry backend unreachable at {exc.url} — {exc.reason}", icon=":material/cloud_off:"
+    )
 
 
 def show_unavailable(exc: Unavailable) -> None:
-    st.info(f"{exc.question} is unavailable on the {exc.backend} backend: {exc.why}.", icon="ℹ️")
+    st.info(
+        f"{exc.question} is unavailable on the {exc.backend} backend: {exc.why}.",
+        icon=":material/info:",
+    )
 
 
 @contextmanager
@@ -210,7 +215,7 @@ def guard() -> Iterator[None]:
     except Unavailable as exc:
         show_unavailable(exc)
     except ValueError as exc:
-        st.error(f"Cannot show this: {exc}", icon="⚠️")
+        st.error(f"Cannot show this: {exc}", icon=":material/warning:")
 
 
 def note(frame: Frame | Histogram) -> None:

@@ -10,7 +10,11 @@ from dashboard.analysis.findings import Finding
 
 __all__ = ["finding_card", "findings_list"]
 
-_ICON = {"critical": "🔴", "notable": "🟠", "info": "🔵"}
+_ICON = {
+    "critical": ":red[:material/error:]",
+    "notable": ":orange[:material/warning:]",
+    "info": ":blue[:material/info:]",
+}
 
 
 def finding_card(f: Finding, *, detailed: bool = True) -> None:

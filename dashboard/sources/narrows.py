@@ -284,6 +284,8 @@ class NarrowsSource:
     def shard_stats(self, window: TimeWindow) -> Frame:
         red = self.red(window, SpanFilter(kind="client"), group_by="app.shard.id", limit=100).data
         red = red[red["group"] != "(none)"]
+        if red.empty:
+            return Frame(pd.DataFrame(columns=list(SHARD_FRAME)))
         frame = pd.DataFrame(
             {
                 "ts": red["ts"],

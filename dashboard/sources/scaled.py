@@ -22,6 +22,7 @@ from dashboard.sources.http import JsonClient
 from dashboard.sources.jaeger import JaegerV3Client
 from dashboard.sources.loki import LokiClient, logql
 from dashboard.sources.model import (
+    SHARD_FRAME,
     Exemplar,
     Frame,
     Freshness,
@@ -176,6 +177,8 @@ class PrometheusJaegerLokiSource:
         )
         steps, sums = counter_steps(q, window), counter_steps(s, window)
         red = red_frame(steps, sums, ("app_shard_id",), window.step_s, 1000)
+        if red.empty:
+            return Frame(pd.DataFrame(columns=list(SHARD_FRAME)))
         waits = self.metric_series("app_shard_pool_wait_seconds_sum", {}, window, "increase").data
         counts = self.metric_series(
             "app_shard_pool_wait_seconds_count", {}, window, "increase"
