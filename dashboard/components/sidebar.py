@@ -21,12 +21,14 @@ def render_sidebar(config: DashboardSettings) -> None:
         if problem:
             st.sidebar.warning(problem)
     with st.sidebar:
-        st.selectbox(
+        minutes = st.selectbox(
             "Time range",
             list(_LABELS),
             format_func=lambda m: _LABELS[m],
             key="range_minutes",
         )
+        # Keep the choice in the URL, so a copied link opens the same window.
+        st.query_params["range"] = next(k for k, v in params.RANGES.items() if v == minutes)
         st.toggle(
             "Pause auto-refresh",
             key="paused",

@@ -56,11 +56,6 @@ with guard():
     if service is None or route is None:
         st.info("No server routes have been seen yet.")
         st.stop()
-    floor, problem = params.number(st.query_params, "min_ms", 0, 1e7)
-    if problem:
-        st.warning(problem)
-    if floor is not None and "latency_floor" not in st.session_state:
-        st.session_state["latency_floor"] = floor
 
     @st.fragment(run_every=refresh_every(config))
     def heatmap() -> None:
@@ -83,6 +78,14 @@ with guard():
     window = current_window()
     hist = load.latency(window, SpanFilter(service=service, operation=route, kind="server"))
     bounds = [0.0, *hist.bounds_ms]
+    floor, problem = params.number(st.query_params, "min_ms", 0, 1e7)
+    if problem:
+        st.warning(problem)
+    if floor is not None and "latency_floor" not in st.session_state:
+        # Snap to the bucket bound at or below the asked floor (the slider offers bounds).
+        st.session_state["latency_floor"] = max(b for b in bounds if b <= floor)
+    elif st.session_state.get("latency_floor", 0.0) not in bounds:
+        st.session_state["latency_floor"] = 0.0
     st.select_slider(
         "Or show requests slower than (ms)",
         options=bounds,
