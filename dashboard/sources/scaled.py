@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -85,11 +86,21 @@ class PrometheusJaegerLokiSource:
     def operations(self, service: str, kind: str | None = None) -> list[Operation]:
         return self.jaeger.operations(service, kind)
 
+    def _per_service(self, query: TraceQuery) -> list[TraceQuery]:
+        """Jaeger's search needs a service: a search over all of them asks each one."""
+        if query.service:
+            return [query]
+        return [replace(query, service=s) for s in self.jaeger.services()]
+
     def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
-        return self.jaeger.summaries(query)
+        found = [s for q in self._per_service(query) for s in self.jaeger.summaries(q)]
+        unique = {s.trace_id: s for s in found}.values()
+        return sorted(unique, key=lambda s: s.start_ns, reverse=True)[: query.limit]
 
     def fetch_traces(self, query: TraceQuery) -> list[Trace]:
-        return self.jaeger.traces(query)
+        found = [t for q in self._per_service(query) for t in self.jaeger.traces(q)]
+        unique = {t.trace_id: t for t in found}.values()
+        return sorted(unique, key=lambda t: t.start_ns, reverse=True)[: query.limit]
 
     def get_trace(self, trace_id: str) -> Trace | None:
         return self.jaeger.trace(trace_id)
@@ -267,7 +278,7 @@ class PrometheusJaegerLokiSource:
         if scraped:
             newest["metrics"] = int(float(scraped[0]["value"][1]) * 1e9)
         recent = TimeWindow.last(15)
-        found = self.jaeger.summaries(TraceQuery(recent, limit=1))
+        found = self.find_traces(TraceQuery(recent, limit=1))
         if found:
             newest["traces"] = max(s.end_ns for s in found)
         if self.loki is not None:
