@@ -96,6 +96,16 @@ class _Loaders:
         busy = list(red.groupby("group")["count"].sum().sort_values(ascending=False).index)
         return [s for s in busy if s in services] + [s for s in services if s not in busy]
 
+    def busiest_routes(self, service: str, window: TimeWindow) -> list[str]:
+        """The service's server routes, busiest in the window first."""
+        routes = self.routes(service)
+        try:
+            red = self.red(window, SpanFilter(service=service, kind="server"), "span.name", 100)
+        except Unavailable:
+            return routes
+        busy = list(red.data.groupby("group")["count"].sum().sort_values(ascending=False).index)
+        return [r for r in busy if r in routes] + [r for r in routes if r not in busy]
+
     def routes(self, service: str) -> list[str]:
         return sorted(o.name for o in self.operations(service, "server"))
 

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.sources.model import Histogram
+from dashboard.sources.query import TimeWindow
 
 __all__ = [
     "ERROR",
@@ -81,7 +82,19 @@ def _bucket_label(low: float, high: float) -> str:
     return f"≤{high:g} ms"
 
 
-def heatmap_figure(hist: Histogram, title: str) -> go.Figure:
+def _time_grid(times: list[pd.Timestamp], window: TimeWindow | None) -> list[pd.Timestamp]:
+    """Every step of the window, anchored on the data's own step starts, so a window with
+    one busy step still shows as a timeline and not as one wide cell."""
+    if window is None or not times:
+        return times
+    step = pd.Timedelta(seconds=window.step_s)
+    anchor = times[0]
+    start = anchor - step * int((anchor - pd.Timestamp(window.start)) / step)
+    grid = list(pd.date_range(start, pd.Timestamp(window.end), freq=step))
+    return sorted(set(grid) | set(times))
+
+
+def heatmap_figure(hist: Histogram, title: str, window: TimeWindow | None = None) -> go.Figure:
     """Time × latency bucket counts, with invisible markers on non-empty cells so a box or
     click selection returns the cells (Plotly heatmaps cannot be selected themselves)."""
     data = hist.data
@@ -89,7 +102,7 @@ def heatmap_figure(hist: Histogram, title: str) -> go.Figure:
     used = sorted(set(data["bucket"])) if not data.empty else []
     lo, hi = (min(used), max(used)) if used else (0, 0)
     labels = [_bucket_label(edges[i], edges[i + 1]) for i in range(lo, hi + 1)]
-    times = sorted(set(data["ts"])) if not data.empty else []
+    times = _time_grid(sorted(set(data["ts"])) if not data.empty else [], window)
     z = [[0] * len(times) for _ in labels]
     col = {t: j for j, t in enumerate(times)}
     for ts, bucket, count in zip(data["ts"], data["bucket"], data["count"], strict=True):

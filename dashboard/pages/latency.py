@@ -51,7 +51,7 @@ def _pick(label: str, options: list[str], param: str, key: str) -> str | None:
 with guard():
     services = load.busiest_services(current_window())
     service = _pick("Service", services, "service", "latency_service")
-    routes = load.routes(service) if service else []
+    routes = load.busiest_routes(service, current_window()) if service else []
     route = _pick("Route", routes, "route", "latency_route")
     if service is None or route is None:
         st.info("No server routes have been seen yet.")
@@ -68,7 +68,7 @@ with guard():
                 st.info(f"No {route} requests in this window.")
                 return
             st.plotly_chart(
-                heatmap_figure(hist, f"{route} — request duration over time"),
+                heatmap_figure(hist, f"{route} — request duration over time", window),
                 key="heatmap",
                 on_select="rerun",
                 selection_mode=("box", "points"),

@@ -33,7 +33,8 @@ PAGES = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
-    """One `narrows up --load` for the whole module, with some traffic already recorded."""
+    """One `narrows up --load` for the whole module, with ~20 s of traffic recorded (so the
+    screenshots show time series, not a single point)."""
     data = tmp_path_factory.mktemp("up") / "data"
     with narrows_up(data, "--load") as up:
         query = up.endpoints["query"]
@@ -43,9 +44,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
             if not r.json().get("services"):
                 return False
             stats = httpx.get(f"{query}/api/narrows/stats", timeout=2).json()
-            return int((stats.get("spans") or {}).get("count") or 0) >= 50
+            return int((stats.get("spans") or {}).get("count") or 0) >= 600
 
-        wait_for(has_traffic, 60, "load to produce traces")
+        wait_for(has_traffic, 90, "load to produce traces (about 20 s of it)")
         yield up
 
 
