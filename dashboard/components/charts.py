@@ -73,6 +73,7 @@ def line_figure(
             annotation_text=slo_label,
             annotation_position="top left",
         )
+    fig.update_xaxes(tickformat="%H:%M:%S")  # the date line would collide with the legend
     return _layout(fig, title, y_title)
 
 

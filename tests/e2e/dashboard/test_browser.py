@@ -54,8 +54,8 @@ _SETTLED = """() => !document.querySelector(
     '[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')"""
 
 
-def _open(browser, url: str, title: str):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def _open(browser, url: str, title: str, scheme: str = "light"):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1400, "height": 1600}, color_scheme=scheme)
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
     # Streamlit shows its status widget while the script runs and skeletons until an
@@ -117,5 +117,30 @@ def test_trace_page_shows_the_waterfall(
         _no_errors(page)
         page.screenshot(path=str(artifacts_dir / "dashboard-trace.png"), full_page=True)
         shutil.copyfile(artifacts_dir / "dashboard-trace.png", SCREENSHOTS / "dashboard-trace.png")
+    finally:
+        page.close()
+
+
+def test_dark_theme_renders_the_overview(
+    stack: UpStack,
+    browser,  # type: ignore[no-untyped-def]
+    artifacts_dir: Path,
+) -> None:
+    """Streamlit follows the browser's dark preference; the charts use the theme's colours."""
+    page = _open(browser, stack.endpoints["dashboard"], "Overview", scheme="dark")
+    try:
+        _no_errors(page)
+        background = page.evaluate(
+            "() => getComputedStyle(document.querySelector('.stApp')).backgroundColor"
+        )
+        red, green, blue = (
+            int(v) for v in background[background.index("(") + 1 : -1].split(",")[:3]
+        )
+        assert red + green + blue < 150, background  # a dark background
+        page.screenshot(path=str(artifacts_dir / "dashboard-overview-dark.png"), full_page=True)
+        shutil.copyfile(
+            artifacts_dir / "dashboard-overview-dark.png",
+            SCREENSHOTS / "dashboard-overview-dark.png",
+        )
     finally:
         page.close()
