@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.analysis.findings import Finding
+from dashboard.components.charts import HIGHLIGHT, OK
 
 __all__ = ["finding_card", "findings_list"]
 
@@ -47,7 +50,49 @@ def finding_card(f: Finding, *, detailed: bool = True) -> None:
             st.caption(n)
         if f.evidence.aggregate:
             with st.expander("evidence"):
-                st.json(f.to_dict()["evidence"]["aggregate"], expanded=False)
+                aggregate = f.to_dict()["evidence"]["aggregate"]
+                for name, value in aggregate.items():
+                    table = _records(value)
+                    if table is None:
+                        continue
+                    chart = evidence_chart(table, f.subject, name)
+                    if chart is not None:
+                        st.plotly_chart(chart, key=f"evidence-{f.ref}-{name}")
+                    st.dataframe(table, hide_index=True)
+                scalars = {k: v for k, v in aggregate.items() if _records(v) is None}
+                if scalars:
+                    st.json(scalars, expanded=False)
+
+
+#: Columns worth a bar chart, in order of preference.
+_PREFERRED = ("p95_ms", "mean_ms", "p50_ms", "error_rate", "queries", "share", "requests")
+
+
+def _records(value: object) -> pd.DataFrame | None:
+    """A list of flat records (e.g. per-shard rows) as a table, else None."""
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        return pd.DataFrame(value)
+    return None
+
+
+def evidence_chart(table: pd.DataFrame, subject: dict[str, str], name: str) -> go.Figure | None:
+    """Bars of the most telling numeric column per row, the finding's subject highlighted."""
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    labels = [c for c in table.columns if c not in numeric]
+    column = next((c for c in _PREFERRED if c in numeric), numeric[0] if numeric else None)
+    if column is None or not labels or len(table) > 50:
+        return None
+    label = labels[0]
+    wanted = set(subject.values())
+    colours = [HIGHLIGHT if str(v) in wanted else OK for v in table[label]]
+    fig = go.Figure(go.Bar(x=table[label].astype(str), y=table[column], marker_color=colours))
+    fig.update_layout(
+        title=f"{name}: {column} by {label}",
+        height=240,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    fig.update_xaxes(type="category", title=label)
+    return fig
 
 
 def _subject(f: Finding) -> str:

@@ -180,6 +180,12 @@ def test_bottlenecks_page_puts_the_slow_shard_first_with_evidence(
     first_card = at.markdown[0].value
     assert "app.shard.id=2" in first_card
     assert "traces?trace_id=" in _texts(at)
+    # Evidence as charts: per-shard bars with the finding's shard highlighted.
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    highlighted = [
+        c for c in charts if "#E69F00" in (c["data"][0].get("marker", {}).get("color") or [])
+    ]
+    assert highlighted
     ops = table(at, "operation", "self_share")
     assert {"GET /items/{item_id}", "GET /search", "POST /orders"} <= set(ops["operation"])
 
