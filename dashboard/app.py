@@ -9,36 +9,32 @@ from dashboard.state import settings
 
 _PAGES = Path(__file__).parent / "pages"
 
+
+def _page(name: str, title: str, icon: str, *, default: bool = False) -> st.Page:
+    return st.Page(
+        _PAGES / f"{name}.py",
+        title=title,
+        icon=f":material/{icon}:",
+        url_path=None if default else name,
+        default=default,
+    )
+
+
 st.set_page_config(page_title="Narrows", page_icon=":material/insights:", layout="wide")
+traces = _page("traces", "Traces", "account_tree")
 page = st.navigation(
     [
-        st.Page(_PAGES / "overview.py", title="Overview", icon=":material/home:", default=True),
-        st.Page(
-            _PAGES / "latency.py", title="Latency", icon=":material/timer:", url_path="latency"
-        ),
-        st.Page(
-            _PAGES / "traces.py", title="Traces", icon=":material/account_tree:", url_path="traces"
-        ),
-        st.Page(_PAGES / "logs.py", title="Logs", icon=":material/receipt_long:", url_path="logs"),
-        st.Page(
-            _PAGES / "shards.py",
-            title="Shards & cache",
-            icon=":material/grid_view:",
-            url_path="shards",
-        ),
-        st.Page(
-            _PAGES / "bottlenecks.py",
-            title="Bottlenecks",
-            icon=":material/troubleshoot:",
-            url_path="bottlenecks",
-        ),
-        st.Page(
-            _PAGES / "capacity.py",
-            title="Capacity",
-            icon=":material/trending_up:",
-            url_path="capacity",
-        ),
+        _page("overview", "Overview", "home", default=True),
+        _page("latency", "Latency", "timer"),
+        traces,
+        _page("logs", "Logs", "receipt_long"),
+        _page("shards", "Shards & cache", "grid_view"),
+        _page("bottlenecks", "Bottlenecks", "troubleshoot"),
+        _page("capacity", "Capacity", "trending_up"),
     ]
 )
+if page.url_path == "" and "trace_id" in st.query_params:
+    # `/?trace_id=…` (the first releases' link) still opens the trace.
+    st.switch_page(traces, query_params={"trace_id": st.query_params["trace_id"]})
 render_sidebar(settings())
 page.run()

@@ -221,3 +221,18 @@ def test_capacity_page_fits_the_usl_to_an_uploaded_sweep(
     assert metrics["Peak concurrency"] == "30.8"  # √((1 − σ)/κ)
     assert int(metrics["Replicas for target"]) >= 2
     assert any("σ (contention) = 0.0500" in c.value for c in at.caption)
+
+
+def test_a_trace_link_to_the_root_opens_the_traces_page(
+    fed: Fed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.e2e.dashboard.conftest import APP
+
+    monkeypatch.setenv("NARROWS_QUERY_URL", fed.collector.query_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["trace_id"] = fed.work.failed[0]
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value == f"Trace {fed.work.failed[0]}"
