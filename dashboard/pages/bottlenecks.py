@@ -26,7 +26,7 @@ with guard():
         st.subheader(f"{len(alarms)} finding{'s' if len(alarms) != 1 else ''} to act on")
         findings_list(alarms)
     if info:
-        with st.expander(f"{len(info)} informational finding(s)"):
+        with st.expander(f"{len(info)} informational finding(s)", expanded=not alarms):
             findings_list(info)
     if report.skipped:
         with st.expander("Detectors that did not run"):

@@ -34,9 +34,10 @@ PAGES = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
     """One `narrows up --load` for the whole module, with ~20 s of traffic recorded (so the
-    screenshots show time series, not a single point)."""
+    screenshots show time series, not a single point) and shard 2 slowed down (so the
+    Bottlenecks page has something to explain)."""
     data = tmp_path_factory.mktemp("up") / "data"
-    with narrows_up(data, "--load") as up:
+    with narrows_up(data, "--load", "--fault", "slow_shard:shard=2,delay_ms=40") as up:
         query = up.endpoints["query"]
 
         def has_traffic() -> bool:
@@ -83,6 +84,8 @@ def test_each_page_opens_without_errors(
     page = _open(browser, f"{stack.endpoints['dashboard']}/{path}", title)
     try:
         _no_errors(page)
+        if path == "bottlenecks":  # the injected slow shard is the finding to act on
+            page.get_by_text("app.shard.id=2").first.wait_for(timeout=30_000)
         name = f"dashboard-{path or 'overview'}.png"
         page.screenshot(path=str(artifacts_dir / name), full_page=True)
         if for_readme:
