@@ -1,0 +1,132 @@
+"""A lean pure-ASGI server middleware: one span, the RED metrics and the context in one pass.
+
+It also answers ``GET /metrics`` itself (no routing, no ``/metrics/`` redirect), and
+passes lifespan/websocket traffic through untouched. A request already seen by an
+outer Narrows middleware (a mounted sub-app, or ``instrument`` after zero-code) is not
+recorded twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from instrumentation.server import PROPAGATION_HEADERS, ServerTelemetry
+
+__all__ = ["NarrowsASGIMiddleware", "route_template"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_MARK = "narrows.request"
+_WANTED = frozenset(n.encode() for n in (*PROPAGATION_HEADERS, "host", "user-agent", "accept"))
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's template from the scope Starlette's router filled in.
+
+    Inside a ``Mount`` the prefix is ``root_path`` minus the top-level root path; a
+    ``Mount`` that is itself the last match (a static or foreign ASGI app) becomes
+    ``/prefix/{path:path}``. ``None`` when nothing matched (a 404 or redirect).
+    """
+    route = scope.get("route")
+    if route is None:
+        return None
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    if type(route).__name__ == "Mount":
+        path = path.rstrip("/") + "/{path:path}"
+    app_root = scope.get("app_root_path")
+    if app_root is not None:
+        root = scope.get("root_path", "")
+        if root.startswith(app_root) and len(root) > len(app_root):
+            prefix = root[len(app_root) :]
+            if not path.startswith(prefix + "/") and path != prefix:
+                path = prefix + path
+    return path or "/"
+
+
+class NarrowsASGIMiddleware:
+    """Wrap any ASGI app: ``app = NarrowsASGIMiddleware(app, telemetry.server)``.
+
+    ``server`` may be a callable returning the ``ServerTelemetry``, so the zero-code
+    path can wrap apps before ``configure`` has run.
+    """
+
+    def __init__(
+        self, app: ASGIApp, server: ServerTelemetry | Callable[[], ServerTelemetry | None]
+    ) -> None:
+        self.app = app
+        self._server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _MARK in scope:
+            await self.app(scope, receive, send)
+            return
+        server = self._server
+        if not isinstance(server, ServerTelemetry):
+            resolved = server()
+            if resolved is None:
+                await self.app(scope, receive, send)
+                return
+            server = resolved
+        path: str = scope["path"]
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name in _WANTED:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                headers[key] = headers[key] + "," + text if key in headers else text
+        if path == server.metrics_path:
+            await _serve_metrics(server, scope, send, headers.get("accept", ""))
+            return
+        if server.is_excluded(path):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        request = server.start(
+            scope["method"],
+            scope.get("scheme", "http"),
+            path,
+            headers,
+            client[0] if client else None,
+            scope.get("http_version"),
+        )
+        scope[_MARK] = request
+        status = 500  # what the client sees if the app dies before answering
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            server.finish(request, status, route_template(scope), exc)
+            raise
+        server.finish(request, status, route_template(scope))
+
+
+async def _serve_metrics(server: ServerTelemetry, scope: Scope, send: Send, accept: str) -> None:
+    if scope["method"] not in ("GET", "HEAD"):
+        status, body, ctype = 405, b'{"error": "use GET"}', "application/json"
+    else:
+        body, ctype = server.exposition(accept)
+        status = 200
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", ctype.encode("latin-1")),
+                (b"content-length", str(len(body)).encode("latin-1")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
