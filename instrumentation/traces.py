@@ -154,9 +154,10 @@ def build_span_processors(
         exporter: Any
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http import Compression
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            exporter = OTLPSpanExporter(
+            from instrumentation.otlp_encoding import NarrowsOTLPSpanExporter
+
+            exporter = NarrowsOTLPSpanExporter(
                 endpoint=settings.traces_url,
                 headers=dict(settings.otlp_headers),
                 timeout=settings.otlp_timeout_s,

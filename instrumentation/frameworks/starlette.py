@@ -3,6 +3,13 @@
 Wrapping ``build_middleware_stack`` (rather than ``add_middleware``) puts it outside
 ``ServerErrorMiddleware``, so a crash is seen as the 500 the client gets, and works even
 after the app has started (the stack is rebuilt on the next request).
+
+Recent FastAPI releases carry their own OpenTelemetry instrumentation, which switches
+itself on as soon as a global tracer or logger provider exists, i.e. after
+``configure()``: a second SERVER span plus spans for dependency resolution, the
+endpoint and serialization (five spans a request). Narrows switches it off for the apps
+it instruments (the setting ``FastAPI(telemetry=...)`` takes, changed in place) so each
+request has one SERVER span, the same as Flask and Django get.
 """
 
 from __future__ import annotations
@@ -13,13 +20,21 @@ from typing import Any
 from instrumentation.frameworks.asgi import NarrowsASGIMiddleware
 from instrumentation.server import ServerTelemetry
 
-__all__ = ["instrument_starlette", "patch_starlette_class"]
+__all__ = ["disable_native_telemetry", "instrument_starlette", "patch_starlette_class"]
 
 _MARK = "_narrows_instrumented"
 
 
+def disable_native_telemetry(app: Any) -> None:
+    """Turn off FastAPI's built-in telemetry for ``app`` (no-op for Starlette/older FastAPI)."""
+    config = getattr(app, "_telemetry", None)
+    if isinstance(config, dict):
+        config.update(tracing=False, metrics=False, logs=False, operation_spans=False)
+
+
 def instrument_starlette(app: Any, server: ServerTelemetry) -> None:
     """Wrap one app instance (idempotent)."""
+    disable_native_telemetry(app)
     if getattr(app, _MARK, False):
         return
     build = app.build_middleware_stack
@@ -41,6 +56,7 @@ def patch_starlette_class(server: Callable[[], ServerTelemetry | None]) -> None:
     original = Starlette.build_middleware_stack
 
     def build_middleware_stack(self: Any) -> Any:
+        disable_native_telemetry(self)
         return NarrowsASGIMiddleware(original(self), server)
 
     Starlette.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
