@@ -52,22 +52,30 @@ WARN_EVERY_S = 300.0
 
 
 class ExportFailureFilter(logging.Filter):
-    """Swallows the exporters' retry warnings and keeps the last one as the reason.
+    """Swallows the exporters' retry warnings and keeps them as reasons.
 
     The exporter logs on every retry of every batch; with the collector down that is a
     line every second. ``BoundedBatcher`` prints one warning per incident instead and
-    quotes the reason kept here. At DEBUG level everything passes.
+    quotes the first reason logged during the failed export (the root cause, e.g.
+    "connection refused", rather than the final "gave up"). At DEBUG level everything
+    passes.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.last_reason = ""
+        self.seen = 0
+        self._recent: collections.deque[tuple[int, str]] = collections.deque(maxlen=16)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        self.last_reason = record.getMessage()[:300]
+        self.seen += 1
+        self._recent.append((self.seen, record.getMessage()[:300]))
         return logging.getLogger(record.name).getEffectiveLevel() <= logging.DEBUG
+
+    def first_since(self, mark: int) -> str:
+        """The first reason logged after ``mark`` (a value of ``seen``), or ""."""
+        return next((text for n, text in list(self._recent) if n > mark), "")
 
 
 class BoundedBatcher(Generic[T]):
@@ -145,6 +153,7 @@ class BoundedBatcher(Generic[T]):
             detach(token)
 
     def _export(self, batch: list[T]) -> None:
+        mark = self._failures.seen if self._failures is not None else 0
         try:
             ok = self._export_fn(batch)
             reason = "" if ok else "the exporter reported a failure"
@@ -154,8 +163,8 @@ class BoundedBatcher(Generic[T]):
         if ok:
             return
         self._dropped("export_failed", len(batch))
-        if self._failures is not None and self._failures.last_reason:
-            reason = self._failures.last_reason
+        logged = self._failures.first_since(mark) if self._failures is not None else ""
+        reason = logged or reason
         now = time.monotonic()
         if now >= self._next_warning:
             self._next_warning = now + WARN_EVERY_S

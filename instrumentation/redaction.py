@@ -48,7 +48,8 @@ class Redactor:
         # key=value / key: value inside free text, e.g. "login failed password=hunter2"
         self._pair = re.compile(
             rf"(?i)([\w.-]*(?:{alternation})[\w.-]*[\"']?\s*[=:]\s*)"
-            r"(\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)"
+            # a "Bearer …" value was masked already by _BEARER; keep its scheme readable
+            r"(?!(?:bearer|basic)\s)(\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)"
         )
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:

@@ -177,8 +177,27 @@ class ServerTelemetry:
                 attrs["error.type"] = error_type
             span.set_attributes(attrs)
             span.end()
+        except Exception:  # telemetry must never turn a response into an error
+            _log.debug("ending the server span failed", exc_info=True)
+        try:
+            self._record(request, span, status, route, exc, error_type, duration)
+        except Exception:
+            _log.debug("recording request metrics failed", exc_info=True)
         finally:
             context.detach(request.token)
+
+    def _record(
+        self,
+        request: ActiveRequest,
+        span: Any,
+        status: int,
+        route: str | None,
+        exc: BaseException | None,
+        error_type: str | None,
+        duration: float,
+    ) -> None:
+        """Metrics and the access line, still inside the request's context (trace ids)."""
+        method = request.method
         metrics = self._metrics
         if metrics is not None:
             label_route = route or ""

@@ -30,6 +30,8 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 class TestTelemetry:
     """What a test reads back."""
 
+    __test__ = False  # not a pytest test class despite the name
+
     telemetry: Telemetry
     span_exporter: InMemorySpanExporter
     log_exporter: InMemoryLogRecordExporter

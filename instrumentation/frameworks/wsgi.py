@@ -43,13 +43,19 @@ def protocol_version(environ: dict[str, Any]) -> str | None:
 
 
 class _Finishing:
-    """The app's response iterable; closing it ends the request's telemetry (once)."""
+    """The app's response iterable: the request's telemetry ends when the body has been
+    sent in full or the server closes the iterable, whichever comes first (once)."""
 
     def __init__(self, inner: Iterable[bytes], finish: Callable[[], None]) -> None:
         self._inner, self._finish = inner, finish
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._inner)
+        yield from self._inner
+        self._done()
+
+    def _done(self) -> None:
+        finish, self._finish = self._finish, _noop
+        finish()
 
     def close(self) -> None:
         try:
@@ -57,8 +63,7 @@ class _Finishing:
             if close is not None:
                 close()
         finally:
-            finish, self._finish = self._finish, _noop
-            finish()
+            self._done()
 
 
 def _noop() -> None:
