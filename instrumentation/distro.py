@@ -63,10 +63,15 @@ def install_framework_hooks() -> None:
     """Patch each framework when (and only if) the app imports it."""
     import wrapt
 
-    def starlette(_: Any) -> None:
-        from instrumentation.frameworks.starlette import patch_starlette_class
+    def starlette(module: Any) -> None:
+        from instrumentation.frameworks.starlette import patch_app_class
 
-        patch_starlette_class(_server)
+        patch_app_class(module.Starlette, _server)
+
+    def fastapi(module: Any) -> None:  # FastAPI's __init__ does not call Starlette's
+        from instrumentation.frameworks.starlette import patch_app_class
+
+        patch_app_class(module.FastAPI, _server)
 
     def flask(_: Any) -> None:
         from instrumentation.frameworks.flask import patch_flask_class
@@ -80,6 +85,7 @@ def install_framework_hooks() -> None:
 
     hooks = (
         (starlette, "starlette.applications"),
+        (fastapi, "fastapi.applications"),
         (flask, "flask.app"),
         (django, "django.core.handlers.wsgi"),
         (django, "django.core.handlers.asgi"),

@@ -70,7 +70,8 @@ class ExportFailureFilter(logging.Filter):
         if record.levelno < logging.WARNING:
             return True
         self.seen += 1
-        self._recent.append((self.seen, record.getMessage()[:300]))
+        text = record.getMessage()
+        self._recent.append((self.seen, text if len(text) <= 300 else text[:299] + "…"))
         return logging.getLogger(record.name).getEffectiveLevel() <= logging.DEBUG
 
     def first_since(self, mark: int) -> str:

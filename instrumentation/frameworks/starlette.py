@@ -20,7 +20,7 @@ from typing import Any
 from instrumentation.frameworks.asgi import NarrowsASGIMiddleware
 from instrumentation.server import ServerTelemetry
 
-__all__ = ["disable_native_telemetry", "instrument_starlette", "patch_starlette_class"]
+__all__ = ["disable_native_telemetry", "instrument_starlette", "patch_app_class"]
 
 _MARK = "_narrows_instrumented"
 
@@ -32,7 +32,9 @@ def disable_native_telemetry(app: Any) -> None:
         config.update(tracing=False, metrics=False, logs=False, operation_spans=False)
 
 
-def instrument_starlette(app: Any, server: ServerTelemetry) -> None:
+def instrument_starlette(
+    app: Any, server: ServerTelemetry | Callable[[], ServerTelemetry | None]
+) -> None:
     """Wrap one app instance (idempotent)."""
     disable_native_telemetry(app)
     if getattr(app, _MARK, False):
@@ -47,17 +49,16 @@ def instrument_starlette(app: Any, server: ServerTelemetry) -> None:
     setattr(app, _MARK, True)
 
 
-def patch_starlette_class(server: Callable[[], ServerTelemetry | None]) -> None:
-    """Zero-code: every Starlette/FastAPI app built from now on gets the middleware."""
-    from starlette.applications import Starlette
-
-    if getattr(Starlette, _MARK, False):
+def patch_app_class(cls: Any, server: Callable[[], ServerTelemetry | None]) -> None:
+    """Zero-code: every app of ``cls`` (Starlette or FastAPI) created from now on is
+    instrumented at the end of its ``__init__``, exactly as ``instrument(app)`` does."""
+    if cls.__dict__.get("_narrows_patched", False):
         return
-    original = Starlette.build_middleware_stack
+    original = cls.__init__
 
-    def build_middleware_stack(self: Any) -> Any:
-        disable_native_telemetry(self)
-        return NarrowsASGIMiddleware(original(self), server)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        instrument_starlette(self, server)
 
-    Starlette.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
-    setattr(Starlette, _MARK, True)
+    cls.__init__ = __init__
+    cls._narrows_patched = True

@@ -1,0 +1,57 @@
+"""A small FastAPI app for the instrumentation integration tests.
+
+``NARROWS_TEST_INSTRUMENT=1`` makes it call ``instrument(app)`` itself; without it the
+app has no telemetry code at all, which is what the zero-code test runs under
+``opentelemetry-instrument``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+app = FastAPI()
+_db: dict[str, sqlite3.Connection] = {}
+
+
+def _conn() -> sqlite3.Connection:
+    # Opened on first use, after instrument()/zero-code set up the sqlite3 instrumentation.
+    if "c" not in _db:
+        path = Path(tempfile.mkdtemp(prefix="shop-")) / "items.sqlite"
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(50)])
+        conn.commit()
+        _db["c"] = conn
+    return _db["c"]
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/items/{item_id}")
+async def item(item_id: int) -> dict[str, Any]:
+    cur = _conn().cursor()
+    cur.execute("SELECT id, name FROM items WHERE id = ?", (item_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail="no such item")
+    return {"id": row[0], "name": row[1]}
+
+
+@app.get("/boom")
+async def boom() -> dict[str, Any]:
+    raise RuntimeError("kaput")
+
+
+if os.environ.get("NARROWS_TEST_INSTRUMENT") == "1":
+    from instrumentation import instrument
+
+    instrument(app)
