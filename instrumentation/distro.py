@@ -73,22 +73,27 @@ def install_framework_hooks() -> None:
 
         patch_app_class(module.FastAPI, _server)
 
-    def flask(_: Any) -> None:
+    def flask(module: Any) -> None:
         from instrumentation.frameworks.flask import patch_flask_class
 
-        patch_flask_class(_server)
+        patch_flask_class(module.Flask, _server)
 
-    def django(_: Any) -> None:
-        from instrumentation.frameworks.django import patch_django_handlers
+    def django_wsgi(module: Any) -> None:
+        from instrumentation.frameworks.django import patch_django_handler
 
-        patch_django_handlers(_server)
+        patch_django_handler(module.WSGIHandler, _server)
+
+    def django_asgi(module: Any) -> None:
+        from instrumentation.frameworks.django import patch_django_handler
+
+        patch_django_handler(module.ASGIHandler, _server)
 
     hooks = (
         (starlette, "starlette.applications"),
         (fastapi, "fastapi.applications"),
         (flask, "flask.app"),
-        (django, "django.core.handlers.wsgi"),
-        (django, "django.core.handlers.asgi"),
+        (django_wsgi, "django.core.handlers.wsgi"),
+        (django_asgi, "django.core.handlers.asgi"),
     )
     for hook, module in hooks:
         wrapt.register_post_import_hook(_isolated(hook, module), module)

@@ -15,7 +15,7 @@ from typing import Any
 from instrumentation.frameworks.wsgi import EXCEPTION_KEY, protocol_version, wsgi_headers
 from instrumentation.server import ServerTelemetry
 
-__all__ = ["instrument_django", "patch_django_handlers"]
+__all__ = ["instrument_django", "patch_django_handler"]
 
 _MARK = "_narrows_instrumented"
 
@@ -113,19 +113,16 @@ def instrument_django(
     handler.get_response = get_response
 
 
-def patch_django_handlers(server: Callable[[], ServerTelemetry | None]) -> None:
-    """Zero-code: every Django WSGI/ASGI handler created from now on is instrumented."""
-    from django.core.handlers.asgi import ASGIHandler
-    from django.core.handlers.wsgi import WSGIHandler
+def patch_django_handler(cls: Any, server: Callable[[], ServerTelemetry | None]) -> None:
+    """Zero-code: every handler of ``cls`` (WSGIHandler or ASGIHandler) created from now on
+    is instrumented."""
+    if cls.__dict__.get("_narrows_patched", False):
+        return
+    original = cls.__init__
 
-    for cls in (WSGIHandler, ASGIHandler):
-        if getattr(cls, "_narrows_patched", False):
-            continue
-        original = cls.__init__
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        instrument_django(self, server)
 
-        def __init__(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
-            _original(self, *args, **kwargs)
-            instrument_django(self, server)
-
-        cls.__init__ = __init__
-        cls._narrows_patched = True
+    cls.__init__ = __init__
+    cls._narrows_patched = True

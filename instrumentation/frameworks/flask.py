@@ -47,10 +47,12 @@ def instrument_flask(
     got_request_exception.connect(_record_exception, app, weak=False)
 
 
-def patch_flask_class(server: Callable[[], ServerTelemetry | None]) -> None:
-    """Zero-code: every Flask app created from now on is instrumented."""
-    from flask import Flask
+def patch_flask_class(Flask: Any, server: Callable[[], ServerTelemetry | None]) -> None:
+    """Zero-code: every Flask app created from now on is instrumented.
 
+    Takes the class from the hook's module: when ``flask.app`` has just been imported
+    the ``flask`` package itself is still initialising.
+    """
     if getattr(Flask, "_narrows_instrumented", False):
         return
     original = Flask.__init__
@@ -59,5 +61,5 @@ def patch_flask_class(server: Callable[[], ServerTelemetry | None]) -> None:
         original(self, *args, **kwargs)
         instrument_flask(self, server)
 
-    Flask.__init__ = __init__  # type: ignore[method-assign]
-    Flask._narrows_instrumented = True  # type: ignore[attr-defined]
+    Flask.__init__ = __init__
+    Flask._narrows_instrumented = True

@@ -176,3 +176,45 @@ def test_fastapi_native_telemetry_is_off_so_each_request_has_one_span() -> None:
         """
     )
     assert out.strip() == "[('GET /items/{i}', 'narrows.instrumentation.server')]"
+
+
+def test_zero_code_hooks_instrument_apps_created_after_configuration() -> None:
+    """What ``opentelemetry-instrument`` runs before the app is imported, for each framework."""
+    out = run_python(
+        """
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from instrumentation.distro import NarrowsConfigurator
+        from instrumentation import current
+        NarrowsConfigurator().configure()
+        exporter = InMemorySpanExporter()
+        current().tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+        from flask import Flask  # imported after configuration, as in `flask run`
+        flask_app = Flask("f")
+        flask_app.add_url_rule("/f/<int:i>", "f", lambda i: {"i": i})
+        flask_app.test_client().get("/f/1", buffered=True)
+
+        from django.conf import settings
+        settings.configure(ROOT_URLCONF="urls_for_test", ALLOWED_HOSTS=["*"], SECRET_KEY="x")
+        import sys, types
+        from django.urls import path
+        from django.http import HttpResponse
+        sys.modules["urls_for_test"] = types.SimpleNamespace(
+            urlpatterns=[path("d/<int:i>", lambda r, i: HttpResponse("ok"))]
+        )
+        import django
+        django.setup()
+        from django.core.wsgi import get_wsgi_application
+        from werkzeug.test import Client
+        Client(get_wsgi_application()).get("/d/2")
+
+        from fastapi import FastAPI
+        from starlette.testclient import TestClient
+        api = FastAPI()
+        api.get("/a/{i}")(lambda i: {"i": i})
+        TestClient(api).get("/a/3")
+        print(sorted(s.name for s in exporter.get_finished_spans() if s.kind.name == "SERVER"))
+        """
+    )
+    assert out.strip() == "['GET /a/{i}', 'GET /d/<int:i>', 'GET /f/<int:i>']"
