@@ -46,6 +46,19 @@ async def item(item_id: int) -> dict[str, Any]:
     return {"id": row[0], "name": row[1]}
 
 
+@app.get("/checkout/{order_id}")
+async def checkout(order_id: int) -> dict[str, Any]:
+    import logging
+
+    import structlog
+
+    structlog.get_logger("shop.checkout").info(
+        "order paid", order_id=order_id, card_token="tok_4242", note="Bearer abcdef123456"
+    )
+    logging.getLogger("shop.legacy").warning("stock low for order %d", order_id)
+    return {"order": order_id, "paid": True}
+
+
 @app.get("/boom")
 async def boom() -> dict[str, Any]:
     raise RuntimeError("kaput")
