@@ -120,8 +120,6 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     variant, port = argv[0], int(argv[1])
-    if os.environ.get("BENCH_SWITCH"):
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     app = build(variant)
     uvicorn.run(
         app,
