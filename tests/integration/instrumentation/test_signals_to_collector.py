@@ -83,3 +83,29 @@ def test_zipkin_json_exporter_reaches_the_collector(
     assert str(a["http.response.status_code"]) == "200"
     resource = next(r for r, s in spans if s is server)
     assert attrs(resource)["service.name"] == "shop-zipkin"
+
+
+def test_spans_still_queued_at_interpreter_exit_are_flushed(collector: CollectorProc) -> None:
+    """A script that never calls shutdown(): the atexit hook sends what is queued."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from instrumentation import configure\n"
+        "t = configure(service_name='batch-job')\n"
+        "with t.tracer().start_as_current_span('nightly-job') as s:\n"
+        "    print(format(s.get_span_context().trace_id, '032x'), flush=True)\n"
+    )
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_url,
+        "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing would leave before exit on its own
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    trace_id = next(x for x in out.stdout.split() if len(x) == 32 and not x.startswith("{"))
+    ((_, span),) = get_trace(collector, trace_id, want=1)
+    assert span["name"] == "nightly-job"

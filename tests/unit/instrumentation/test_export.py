@@ -175,3 +175,39 @@ def test_shutdown_during_a_retry_against_a_down_collector_is_bounded() -> None:
     started = time.monotonic()
     telemetry.shutdown()
     assert time.monotonic() - started < 1.5
+
+
+def test_interpreter_exit_with_the_collector_down_is_bounded() -> None:
+    """No shutdown() call: the atexit hook flushes within NARROWS_SHUTDOWN_TIMEOUT and returns."""
+    import subprocess
+    import sys
+
+    dead = free_port()
+    script = (
+        "from instrumentation import configure\n"
+        "import time\n"
+        "t = configure(service_name='exit')\n"
+        "for _ in range(50):\n"
+        "    with t.tracer().start_as_current_span('work'):\n"
+        "        pass\n"
+        "time.sleep(0.5)  # the first export is now retrying against the dead port\n"
+        "print('leaving', flush=True)\n"
+    )
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{dead}",
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+        "NARROWS_SHUTDOWN_TIMEOUT": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # JSON log lines may come first
+        if b"leaving" in line:
+            break
+    left = time.monotonic()
+    proc.wait(30)
+    assert time.monotonic() - left < 2.0
+    assert proc.returncode == 0
+    assert b"Traceback" not in proc.stderr.read()
