@@ -132,14 +132,42 @@ def build_formatter(
     )
 
 
+class _StandardStream(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout``/``sys.stderr`` is at the time of each record.
+
+    A handler holding the stream object from set-up time writes into a closed file once
+    a test runner or a daemoniser has swapped the stream.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr if self._name == "stderr" else sys.stdout
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ assigns it
+        return None
+
+
+#: Client libraries that log every request at INFO; quieted unless the app set a level.
+CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3")
+
+
 def install_logging(
     service_name: str,
     level: str,
     redactor: Redactor,
     bridge: OtlpLogBridge | None,
-    stream: TextIO | None = None,
+    stream: TextIO | str = "stdout",
 ) -> logging.Handler:
-    """Configure structlog and put our handler on the root logger (once per process)."""
+    """Configure structlog and put our handler on the root logger (once per process).
+
+    ``stream`` is ``"stdout"`` (the default: logs are an app's output stream),
+    ``"stderr"`` (for command-line tools whose stdout is their result) or a file object.
+    """
     structlog.configure(
         processors=[
             *shared_processors(service_name),
@@ -154,9 +182,16 @@ def install_logging(
     for existing in list(root.handlers):
         if getattr(existing, _HANDLER_MARK, False):
             root.removeHandler(existing)
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler: logging.StreamHandler = (  # type: ignore[type-arg]
+        _StandardStream(stream) if isinstance(stream, str) else logging.StreamHandler(stream)
+    )
     setattr(handler, _HANDLER_MARK, True)
     handler.setFormatter(build_formatter(service_name, redactor, bridge))
     root.addHandler(handler)
     root.setLevel(level)
+    if logging.getLevelName(level) <= logging.INFO:
+        for name in CHATTY_LOGGERS:
+            chatty = logging.getLogger(name)
+            if chatty.level == logging.NOTSET:
+                chatty.setLevel(logging.WARNING)
     return handler

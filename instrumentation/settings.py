@@ -81,6 +81,7 @@ class InstrumentationSettings:
     log_schedule_delay_s: float = 1.0
     configure_logging: bool = True
     log_level: str = "INFO"
+    log_stream: str = "stdout"
     access_log: bool = False
     redact_keys: tuple[str, ...] = ()
     # Metrics
@@ -163,6 +164,7 @@ def _read(env: Env) -> dict[str, Any]:
         "log_schedule_delay_s": env.number("OTEL_BLRP_SCHEDULE_DELAY", 1000, minimum=1) / 1000,
         "configure_logging": env.flag("NARROWS_CONFIGURE_LOGGING", True),
         "log_level": env.choice("NARROWS_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+        "log_stream": env.choice("NARROWS_LOG_STREAM", ("stdout", "stderr"), "stdout"),
         "access_log": env.flag("NARROWS_ACCESS_LOG", False),
         "redact_keys": tuple(k.lower() for k in env.items("NARROWS_REDACT_KEYS")),
         "metrics_exporter": env.choice("OTEL_METRICS_EXPORTER", METRICS_EXPORTERS, "prometheus"),
@@ -199,6 +201,7 @@ def _validate(s: InstrumentationSettings) -> None:
         ("sampler", s.sampler in SAMPLERS, ", ".join(SAMPLERS)),
         ("sampler_ratio", 0.0 <= s.sampler_ratio <= 1.0, "0.0 to 1.0"),
         ("log_level", s.log_level in LOG_LEVELS, ", ".join(LOG_LEVELS)),
+        ("log_stream", s.log_stream in ("stdout", "stderr"), "stdout, stderr"),
         ("cardinality_limit", s.cardinality_limit >= 2, "an integer >= 2"),
         ("shutdown_timeout_s", s.shutdown_timeout_s >= 0, "seconds >= 0"),
         ("otlp_timeout_s", s.otlp_timeout_s > 0, "seconds > 0"),

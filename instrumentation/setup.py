@@ -297,7 +297,9 @@ def _install_logging(telemetry: Telemetry) -> None:
         set_logger_provider(telemetry.logger_provider)
         bridge = OtlpLogBridge(telemetry.logger_provider)
     redactor = Redactor(settings.redact_keys)
-    install_logging(settings.service_name, settings.log_level, redactor, bridge)
+    install_logging(
+        settings.service_name, settings.log_level, redactor, bridge, settings.log_stream
+    )
 
 
 def _warn_ignored(settings: InstrumentationSettings, overrides: dict[str, Any]) -> None:

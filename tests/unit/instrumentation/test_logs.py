@@ -145,3 +145,26 @@ def test_access_log_setting_writes_one_line_per_request(log_stream: io.StringIO)
     assert line["http_route"] == "/items/{i}"
     assert line["status"] == 200
     assert line["trace_id"] == format(span.context.trace_id, "032x")
+
+
+def test_stream_setting_follows_the_current_stderr_and_quiets_per_request_client_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    handler = install_logging("cli", "INFO", Redactor(), None, stream="stderr")
+    try:
+        structlog.get_logger("tool").info("working")
+        logging.getLogger("httpx").info("HTTP Request: GET http://x")
+        out, err = capsys.readouterr()  # swapped in after set-up: still used
+        assert out == ""
+        (line,) = [json.loads(x) for x in err.splitlines()]
+        assert line["event"] == "working"
+    finally:
+        root.removeHandler(handler)
+        for h in saved_handlers:
+            if h not in root.handlers:
+                root.addHandler(h)
+        root.setLevel(saved_level)
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+        structlog.reset_defaults()

@@ -107,8 +107,10 @@ def test_narrows_variables() -> None:
             "NARROWS_REDACT_KEYS": "ssn,IBAN",
             "NARROWS_SHUTDOWN_TIMEOUT": "1.5",
             "NARROWS_CONFIGURE_LOGGING": "false",
+            "NARROWS_LOG_STREAM": "stderr",
         }
     )
+    assert s.log_stream == "stderr"
     assert s.access_log is True
     assert s.cardinality_limit == 50
     assert s.metrics_path == "/internal/metrics"
@@ -139,6 +141,7 @@ def test_narrows_variables() -> None:
         ("NARROWS_METRIC_CARDINALITY_LIMIT", "1", "cardinality_limit", 2000),
         ("NARROWS_METRICS_PATH", "metrics", "metrics_path", "/metrics"),
         ("NARROWS_LOG_LEVEL", "loud", "log_level", "INFO"),
+        ("NARROWS_LOG_STREAM", "syslog", "log_stream", "stdout"),
         ("NARROWS_SHUTDOWN_TIMEOUT", "-3", "shutdown_timeout_s", 5.0),
     ],
 )
