@@ -156,8 +156,15 @@ class ServerTelemetry:
         status: int,
         route: str | None,
         exc: BaseException | None = None,
+        *,
+        detach: bool = True,
     ) -> None:
-        """End the span, record the RED metrics with an exemplar, restore the context."""
+        """End the span, record the RED metrics with an exemplar, restore the context.
+
+        ``detach=False`` leaves the context attached (the caller calls ``detach`` when
+        the app returns): the ASGI adapter ends the span as the last byte of a response
+        goes out, while the app may still run background tasks in that context.
+        """
         duration = time.perf_counter() - request.started
         span, method = request.span, request.method
         error_type: str | None = None
@@ -184,7 +191,16 @@ class ServerTelemetry:
         except Exception:
             _log.debug("recording request metrics failed", exc_info=True)
         finally:
-            context.detach(request.token)
+            if detach:
+                context.detach(request.token)
+
+    def detach(self, request: ActiveRequest) -> None:
+        context.detach(request.token)
+
+    def late_exception(self, request: ActiveRequest, route: str | None, exc: BaseException) -> None:
+        """An exception after the response was complete (a background task): counted only."""
+        if self._metrics is not None:
+            self._metrics.http_exceptions.labels(route or "", type(exc).__qualname__).inc()
 
     def _record(
         self,

@@ -98,19 +98,35 @@ class NarrowsASGIMiddleware:
         )
         scope[_MARK] = request
         status = 500  # what the client sees if the app dies before answering
+        done = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
+            nonlocal status, done
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
+            elif kind == "http.response.body" and not message.get("more_body") and status < 500:
+                # The response is complete: end the span before the last bytes leave, so
+                # its duration excludes background tasks and a client that has the answer
+                # can already find the span. A 5xx waits for the app to return, since the
+                # exception that caused it only arrives then.
+                done = True
+                server.finish(request, status, route_template(scope), detach=False)
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         except BaseException as exc:
-            server.finish(request, status, route_template(scope), exc)
+            if done:
+                server.late_exception(request, route_template(scope), exc)
+            else:
+                server.finish(request, status, route_template(scope), exc, detach=False)
             raise
-        server.finish(request, status, route_template(scope))
+        else:
+            if not done:
+                server.finish(request, status, route_template(scope), detach=False)
+        finally:
+            server.detach(request)
 
 
 async def _serve_metrics(server: ServerTelemetry, scope: Scope, send: Send, accept: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi import BackgroundTasks, FastAPI, HTTPException, WebSocket
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -235,3 +235,36 @@ def test_openmetrics_scrape_carries_the_request_trace_id_as_exemplar(tel: TestTe
         f'trace_id="{trace_id}"' in line and f'span_id="{span_id}"' in line for line in exemplars
     )
     assert resp.text.rstrip().endswith("# EOF")
+
+
+def test_span_ends_with_the_response_not_after_background_tasks(tel: TestTelemetry) -> None:
+    import time
+
+    app = FastAPI()
+
+    def slow_job() -> None:
+        time.sleep(0.3)
+
+    def failing_job() -> None:
+        raise ValueError("job failed")
+
+    @app.post("/orders")
+    async def order(tasks: BackgroundTasks) -> dict[str, bool]:
+        tasks.add_task(slow_job)
+        return {"queued": True}
+
+    @app.post("/fragile")
+    async def fragile(tasks: BackgroundTasks) -> dict[str, bool]:
+        tasks.add_task(failing_job)
+        return {"queued": True}
+
+    c = client(tel, app)
+    assert c.post("/orders").status_code == 200
+    assert c.post("/fragile").status_code == 200
+    spans = server_spans(tel)
+    assert [s.name for s in spans] == ["POST /orders", "POST /fragile"]
+    assert (spans[0].end_time - spans[0].start_time) / 1e9 < 0.25
+    assert spans[1].status.status_code is StatusCode.UNSET  # the client got its 200
+    labels = {"http_route": "/fragile", "error_type": "ValueError"}
+    assert tel.sample("http_server_exceptions_total", labels) == 1
+    assert tel.sample("http_server_active_requests", {"http_request_method": "POST"}) == 0
