@@ -65,10 +65,13 @@ def _split_host(host: str) -> tuple[str, int | None]:
 class ActiveRequest:
     """The state between ``start`` and ``finish`` (slots: this is made per request)."""
 
-    __slots__ = ("method", "span", "started", "token")
+    __slots__ = ("attrs", "method", "span", "started", "token")
 
-    def __init__(self, method: str, span: Any, token: Any, started: float) -> None:
+    def __init__(
+        self, method: str, span: Any, token: Any, started: float, attrs: dict[str, Any]
+    ) -> None:
         self.method, self.span, self.token, self.started = method, span, token, started
+        self.attrs = attrs
 
 
 class ServerTelemetry:
@@ -143,12 +146,15 @@ class ServerTelemetry:
                 parent = self._propagator.extract(headers, getter=_GETTER)
             except Exception:  # a malformed header starts a new trace, never a 500
                 parent = None
-        span = self._tracer.start_span(method, parent, _SERVER, attrs)
+        # The attributes go on at the end, with the response's, in one validated batch:
+        # the SDK's per-call attribute handling is the largest part of a span's cost, and
+        # the configured samplers do not look at attributes.
+        span = self._tracer.start_span(method, parent, _SERVER)
         token = context.attach(trace.set_span_in_context(span, parent))
         metrics = self._metrics
         if metrics is not None:
             metrics.http_active.labels(method).inc()
-        return ActiveRequest(method, span, token, time.perf_counter())
+        return ActiveRequest(method, span, token, time.perf_counter(), attrs)
 
     def finish(
         self,
@@ -169,7 +175,8 @@ class ServerTelemetry:
         span, method = request.span, request.method
         error_type: str | None = None
         try:
-            attrs: dict[str, Any] = {"http.response.status_code": status}
+            attrs = request.attrs
+            attrs["http.response.status_code"] = status
             if route:
                 attrs["http.route"] = route
                 span.update_name(f"{method} {route}")
