@@ -40,12 +40,14 @@ LIBRARIES: tuple[Library, ...] = (
     Library("psycopg", "psycopg", "opentelemetry.instrumentation.psycopg:PsycopgInstrumentor"),
     Library("redis", "redis", "opentelemetry.instrumentation.redis:RedisInstrumentor"),
     # Puts otelTraceID/otelSpanID on stdlib records for users' own format strings;
-    # Narrows' JSON lines carry trace_id/span_id either way.
+    # Narrows' JSON lines carry trace_id/span_id either way. Its own OTLP handler stays
+    # off: Narrows' pipeline already ships every record once (a second handler on the
+    # root logger doubles them and loops on structlog's dict messages).
     Library(
         "logging",
         "logging",
         "opentelemetry.instrumentation.logging:LoggingInstrumentor",
-        {"inject_trace_context": True},
+        {"inject_trace_context": True, "enable_log_auto_instrumentation": False},
     ),
 )
 

@@ -44,6 +44,8 @@ def test_log_records_arrive_as_otlp_logs_with_the_request_trace_and_redacted(
     assert httpx.get(f"{url}/checkout/7", headers={"traceparent": header}, timeout=5).is_success
     ((_, server),) = [(r, s) for r, s in get_trace(collector, trace_id, want=1) if s["kind"] == 2]
     logs = logs_of(collector, trace_id, want=2)
+    bodies = sorted(rec["body"] for rec in logs)
+    assert bodies == ["order paid", "stock low for order 7"]  # each record exactly once
     by_body = {rec["body"]: rec for rec in logs}
     paid = by_body["order paid"]
     assert paid["service"] == "shop"
