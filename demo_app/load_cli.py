@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"narrows load: {exc}", file=sys.stderr)
         return 2
-    telemetry = configure(service_name="narrows-load")
+    # stdout carries the results (--json); the JSON log lines go to stderr.
+    telemetry = configure(service_name="narrows-load", log_stream="stderr")
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -49,7 +49,13 @@ def span_capture() -> SpanCapture:
     """One in-memory exporter on this process's tracer provider (set up once, no export)."""
     global _capture
     if _capture is None:
-        telemetry = configure(service_name="narrows-demo-test", traces_exporter="none")
+        # Client libraries stay uninstrumented in the test process: an instrumented httpx
+        # would replace the explicit traceparent headers other tests send.
+        telemetry = configure(
+            service_name="narrows-demo-test",
+            traces_exporter="none",
+            disabled_instrumentations=("httpx", "requests"),
+        )
         provider = telemetry.tracer_provider
         if not isinstance(provider, TracerProvider):
             raise RuntimeError("the OpenTelemetry SDK is disabled in this process")

@@ -21,6 +21,16 @@ REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def _plain_http_client() -> Iterator[None]:
+    """Our requests carry hand-made traceparent headers; should another test have
+    instrumented httpx in this process, it must not replace them."""
+    from opentelemetry.instrumentation.utils import suppress_http_instrumentation
+
+    with suppress_http_instrumentation():
+        yield
+
+
 @pytest.fixture
 def collector(data_dir: Path) -> Iterator[CollectorProc]:
     with collector_proc(data_dir) as col:
