@@ -67,4 +67,8 @@ async def boom() -> dict[str, Any]:
 if os.environ.get("NARROWS_TEST_INSTRUMENT") == "1":
     from instrumentation import instrument
 
-    instrument(app)
+    telemetry = instrument(app)
+    startup_file = os.environ.get("NARROWS_TEST_STARTUP_SPAN")
+    if startup_file:  # a span queued at import: in the gunicorn master under --preload
+        with telemetry.tracer().start_as_current_span("startup") as span:
+            Path(startup_file).write_text(format(span.get_span_context().trace_id, "032x"))
