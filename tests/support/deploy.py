@@ -136,7 +136,9 @@ def alert_queries() -> list[Query]:
     for rule in alert_rules():
         for node in rule["data"]:
             if node.get("datasourceUid") == PROMETHEUS_UID:
-                out.append(Query(f"alert {rule['uid']} query {node['refId']}", node["model"]["expr"]))
+                out.append(
+                    Query(f"alert {rule['uid']} query {node['refId']}", node["model"]["expr"])
+                )
     return out
 
 

@@ -16,7 +16,8 @@ def test_jaeger_serves_the_ui_and_health_where_compose_and_grafana_look() -> Non
     service = cfg["service"]
     assert set(service["extensions"]) == set(cfg["extensions"])
     pipeline = service["pipelines"]["traces"]
-    assert pipeline["receivers"] == ["otlp"] and pipeline["exporters"] == ["jaeger_storage_exporter"]
+    assert pipeline["receivers"] == ["otlp"]
+    assert pipeline["exporters"] == ["jaeger_storage_exporter"]
     query = cfg["extensions"]["jaeger_query"]
     assert query["http"]["endpoint"] == "0.0.0.0:16686"
     storage = cfg["extensions"]["jaeger_storage"]
@@ -73,6 +74,7 @@ def test_dockerfile_is_multi_stage_pinned_and_runs_as_a_user() -> None:
         assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", image), image
     final = lines[max(i for i, ln in enumerate(lines) if ln.startswith("FROM "))]
     users = [ln.split()[1] for ln in lines[lines.index(final) :] if ln.startswith("USER ")]
-    assert users and users[-1] not in ("root", "0")
+    assert users
+    assert users[-1] not in ("root", "0")
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert {".venv", ".git", ".env"} <= set(ignored)

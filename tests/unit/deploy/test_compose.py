@@ -118,7 +118,8 @@ def test_every_long_running_service_has_a_health_check_and_a_memory_limit() -> N
         assert limit, f"service {name} has no memory limit"
         if name not in ONE_SHOT:
             test = svc.get("healthcheck", {}).get("test")
-            assert test and test[0] == "CMD", f"service {name} has no exec-form health check"
+            assert test, f"service {name} has no health check"
+            assert test[0] == "CMD", f"service {name}: use the exec form (no shell in some images)"
 
 
 def test_dependencies_wait_for_health_and_only_on_services_that_report_it() -> None:
@@ -152,7 +153,9 @@ def test_the_demo_runs_replicated_behind_the_load_balancer_on_shared_backends() 
     assert "demo" in services["lb"]["depends_on"]
     assert services["lb"]["ports"] == ["127.0.0.1:8000:8000"]
     assert "redis://redis:6379" in " ".join(demo["command"])
-    assert demo["environment"]["NARROWS_DEMO_SHARD_DSN"].endswith("@postgres:5432/narrows_shard_{i}")
+    assert demo["environment"]["NARROWS_DEMO_SHARD_DSN"].endswith(
+        "@postgres:5432/narrows_shard_{i}"
+    )
     assert demo["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otlp:4318"
 
 

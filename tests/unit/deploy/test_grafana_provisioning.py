@@ -62,8 +62,10 @@ def test_datasources_have_unique_fixed_uids_and_reach_compose_services() -> None
     services = compose()["services"]
     for ds in sources:
         host = re.match(r"http://([\w-]+):\d+$", ds["url"])
-        assert host and host.group(1) in services, ds["url"]
-        assert ds["access"] == "proxy" and ds["editable"] is False
+        assert host, ds["url"]
+        assert host.group(1) in services, ds["url"]
+        assert ds["access"] == "proxy"
+        assert ds["editable"] is False
 
 
 def test_prometheus_exemplars_link_to_jaeger_by_the_trace_id_label() -> None:
@@ -75,7 +77,8 @@ def test_prometheus_exemplars_link_to_jaeger_by_the_trace_id_label() -> None:
 def test_jaeger_links_traces_to_loki_logs_and_prometheus_metrics() -> None:
     data = _by_type("jaeger")["jsonData"]
     logs = data["tracesToLogsV2"]
-    assert logs["datasourceUid"] == "narrows-loki" and logs["filterByTraceID"] is True
+    assert logs["datasourceUid"] == "narrows-loki"
+    assert logs["filterByTraceID"] is True
     assert {"key": "service.name", "value": "service_name"} in logs["tags"]
     metrics = data["tracesToMetrics"]
     assert metrics["datasourceUid"] == "narrows-prometheus"
@@ -90,15 +93,19 @@ def test_loki_derived_fields_turn_trace_ids_into_jaeger_links() -> None:
     by_label = [f for f in fields if f.get("matcherType") == "label"]
     assert [f["matcherRegex"] for f in by_label] == ["trace_id"]
     (in_line,) = [f for f in fields if f.get("matcherType") == "regex"]
-    line = '{"event": "order placed", "trace_id": "0af7651916cd43dd8448eb211c80319c", "level": "info"}'
+    line = (
+        '{"event": "order placed", "trace_id": "0af7651916cd43dd8448eb211c80319c", "level": "info"}'
+    )
     match = re.search(in_line["matcherRegex"], line)
-    assert match and match.group(1) == "0af7651916cd43dd8448eb211c80319c"
+    assert match
+    assert match.group(1) == "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_the_dashboard_provider_reads_the_folder_compose_mounts() -> None:
     (path,) = (GRAFANA / "provisioning/dashboards").glob("*.yaml")
     (provider,) = yaml.safe_load(path.read_text())["providers"]
-    assert provider["type"] == "file" and provider["allowUiUpdates"] is False
+    assert provider["type"] == "file"
+    assert provider["allowUiUpdates"] is False
     mounts = compose()["services"]["grafana"]["volumes"]
     assert f"./grafana/dashboards:{provider['options']['path']}:ro" in mounts
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
@@ -110,14 +117,16 @@ def test_dashboards_have_stable_unique_uids_and_valid_structure() -> None:
     assert len({d["title"] for d in dash.values()}) == len(dash)
     for name, d in dash.items():
         assert name == f"{d['uid']}.json"
-        assert isinstance(d["schemaVersion"], int) and d["schemaVersion"] >= 36
+        assert isinstance(d["schemaVersion"], int)
+        assert d["schemaVersion"] >= 36
         assert d["editable"] is False
         panels = list(iter_panels(d["panels"]))
         ids = [p["id"] for p in panels]
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
         for p in panels:
             pos = p["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, p["title"])
+            inside = pos["x"] >= 0 and pos["x"] + pos["w"] <= 24 and pos["h"] > 0
+            assert inside, (name, p["title"], pos)
             assert p.get("title"), f"{name}: untitled panel"
 
 
@@ -165,12 +174,12 @@ def test_every_variable_a_query_uses_is_defined_on_its_dashboard() -> None:
 
 def test_latency_panels_show_exemplars() -> None:
     exemplar_panels = {q.where.split(" target ")[0] for q in dashboard_queries() if q.exemplar}
-    for expected in (
-        "narrows-service-red.json panel 'Latency p50 / p95 / p99 by route (exemplars link to Jaeger)'",
-        "narrows-service-red.json panel 'Latency distribution (exemplars link to Jaeger)'",
-        "narrows-shards-cache.json panel 'Shard operation latency p99 (exemplars link to Jaeger)'",
+    for dashboard, title in (
+        ("narrows-service-red", "Latency p50 / p95 / p99 by route (exemplars link to Jaeger)"),
+        ("narrows-service-red", "Latency distribution (exemplars link to Jaeger)"),
+        ("narrows-shards-cache", "Shard operation latency p99 (exemplars link to Jaeger)"),
     ):
-        assert expected in exemplar_panels
+        assert f"{dashboard}.json panel {title!r}" in exemplar_panels
     for q in dashboard_queries():
         if q.exemplar:
             assert "_bucket" in q.expr, q.where
@@ -219,7 +228,8 @@ def test_alert_rules_are_wired_to_provisioned_datasources_and_their_own_queries(
                 assert inputs <= refs - {node["refId"]}, (rule["uid"], model["expression"])
                 assert model["type"] in {"threshold", "math", "reduce"}
             else:
-                assert model["expr"].strip() and model["instant"] is True
+                assert model["expr"].strip()
+                assert model["instant"] is True
 
 
 def test_alert_provisioning_survives_grafanas_env_expansion() -> None:

@@ -78,7 +78,8 @@ def test_every_component_a_pipeline_names_is_defined_and_every_defined_one_is_us
         unused = set(cfg[section]) - names
         assert not unused, f"{section} defined but in no pipeline: {unused}"
     for connector in connectors:
-        assert connector in used["exporters"] and connector in used["receivers"], connector
+        assert connector in used["exporters"], f"{connector} is fed by no pipeline"
+        assert connector in used["receivers"], f"{connector} feeds no pipeline"
     assert set(service["extensions"]) == set(cfg["extensions"])
 
 
@@ -105,7 +106,8 @@ def test_exporters_batch_in_their_sending_queue_and_retry() -> None:
     assert "batch" not in cfg["processors"], "use the exporter-side sending_queue.batch"
     for name, exporter in cfg["exporters"].items():
         queue = exporter["sending_queue"]
-        assert queue["enabled"] is True and "batch" in queue, name
+        assert queue["enabled"] is True, name
+        assert "batch" in queue, name
         assert queue["queue_size"] > 0, name
         assert exporter["retry_on_failure"]["enabled"] is True, name
 

@@ -16,9 +16,7 @@ PROMETHEUS = DEPLOY / "prometheus"
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     exe = require_program("promtool")
-    return subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=60, cwd=PROMETHEUS
-    )
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60, cwd=PROMETHEUS)
 
 
 def test_promtool_accepts_the_prometheus_config() -> None:
@@ -42,7 +40,9 @@ def test_recording_rules_pass_their_unit_tests() -> None:
 def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
     """The checks above are not vacuous."""
     bad = tmp_path / "bad.yml"
-    bad.write_text("groups:\n  - name: x\n    rules:\n      - record: a:b\n        expr: sum(rate(x[5m])\n")
+    bad.write_text(
+        "groups:\n  - name: x\n    rules:\n      - record: a:b\n        expr: sum(rate(x[5m])\n"
+    )
     result = _promtool("check", "rules", str(bad))
     assert result.returncode != 0
 
