@@ -32,7 +32,9 @@ SEED_ITEMS = 2000
 LOAD_SECONDS = 120  # an upper bound: the load is stopped when the module's tests are done
 
 
-def run_init_script(pg: PostgresServer, prefix: str, shards: int | str) -> subprocess.CompletedProcess[str]:
+def run_init_script(
+    pg: PostgresServer, prefix: str, shards: int | str
+) -> subprocess.CompletedProcess[str]:
     """Run the compose init script against ``pg`` as the postgres image would (as a superuser)."""
     psql = require_program("psql")
     env = {
@@ -163,9 +165,15 @@ def scaled_stack(
         def warmed_up() -> bool:
             # Rates need two scrapes with traffic between them; the recording rules one round.
             answer = scaled.query("narrows:http_error_ratio:rate5m")
-            return bool(answer["data"]["result"]) and len(
-                scaled.query("count_over_time(http_server_active_requests[1m])")["data"]["result"]
-            ) > 0
+            return (
+                bool(answer["data"]["result"])
+                and len(
+                    scaled.query("count_over_time(http_server_active_requests[1m])")["data"][
+                        "result"
+                    ]
+                )
+                > 0
+            )
 
         started = time.monotonic()
         wait_for(warmed_up, 60, "Prometheus to hold the demo's rates and recording rules", load)

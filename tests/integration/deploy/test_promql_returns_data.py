@@ -38,8 +38,15 @@ BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
 # Series made only by the OpenTelemetry Collector's spanmetrics connector, which needs the
 # collector binary (Docker): these queries are checked for validity, not for data.
 SPANMETRICS = "traces_span_metrics_"
-SPANMETRICS_ONLY = {"narrows-shards-cache.json panel 'Shard errors/s (spans with status ERROR)' target A"}
-ALL_QUERIES = dashboard_queries() + alert_queries() + recording_rule_queries() + correlation_queries()
+SPANMETRICS_ONLY = {
+    "narrows-shards-cache.json panel 'Shard errors/s (spans with status ERROR)' target A",
+}
+ALL_QUERIES = [
+    *dashboard_queries(),
+    *alert_queries(),
+    *recording_rule_queries(),
+    *correlation_queries(),
+]
 DATA_QUERIES = [q for q in ALL_QUERIES if SPANMETRICS not in q.expr]
 VARIABLES = dashboard_variables()
 POLL_S = 20.0
@@ -81,7 +88,7 @@ def _is_regex(var: Variable) -> bool:
 
 
 def _render(stack: ScaledStack, query: Query) -> str:
-    if query.where.endswith(".json") or ".json panel " in query.where:
+    if ".json panel " in query.where:
         dashboard = query.where.split(" panel ")[0]
         values = _resolve(stack, dashboard)
         regex = frozenset(v.name for v in VARIABLES if v.dashboard == dashboard and _is_regex(v))
@@ -110,19 +117,36 @@ def test_every_template_variable_offers_real_values(
     assert values[variable.name]
 
 
-@pytest.mark.parametrize("query", DATA_QUERIES, ids=lambda q: q.where)
-def test_every_promql_query_returns_data(scaled_stack: ScaledStack, query: Query) -> None:
-    promql = _render(scaled_stack, query)
-    deadline = time.monotonic() + POLL_S
+def _assert_returns_data(stack: ScaledStack, where: str, promql: str, timeout: float) -> None:
+    """Valid PromQL with at least one finite value within ``timeout`` (NaN is "No data" too)."""
+    deadline = time.monotonic() + timeout
     while True:
-        answer = scaled_stack.query(promql)
-        assert answer["status"] == "success", f"{query.where}: {answer.get('error')}\n{promql}"
+        answer = stack.query(promql)
+        assert answer["status"] == "success", f"{where}: {answer.get('error')}\n{promql}"
         if _finite(answer["data"]["result"]):
             return
         if time.monotonic() > deadline:
             got = answer["data"]["result"][:3]
-            pytest.fail(f"{query.where}: no finite value after {POLL_S}s\n{promql}\ngot {got}")
+            pytest.fail(f"{where}: no finite value after {timeout}s\n{promql}\ngot {got}")
         time.sleep(1)
+
+
+@pytest.mark.parametrize("query", DATA_QUERIES, ids=lambda q: q.where)
+def test_every_promql_query_returns_data(scaled_stack: ScaledStack, query: Query) -> None:
+    _assert_returns_data(scaled_stack, query.where, _render(scaled_stack, query), POLL_S)
+
+
+@pytest.mark.parametrize(
+    "promql",
+    [
+        'sum(rate(http_server_request_duration_seconds_count{http_route="/no/such/route"}[1m]))',
+        "histogram_quantile(0.99, sum by (le) (rate(app_shard_pool_wait_seconds_bucket[1s])))",
+    ],
+)
+def test_the_check_fails_a_query_without_data(scaled_stack: ScaledStack, promql: str) -> None:
+    """Not vacuous: no series, or only NaN (a quantile of an empty window), fails."""
+    with pytest.raises(pytest.fail.Exception, match="no finite value"):
+        _assert_returns_data(scaled_stack, "a query without data", promql, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +180,11 @@ def test_exemplar_panels_get_exemplars_whose_traces_the_collector_holds(
     oldest = [e["labels"]["trace_id"] for e in sorted(exemplars, key=lambda e: e["timestamp"])[:5]]
     url = scaled_stack.collector.query_url
     deadline = time.monotonic() + POLL_S
-    while not any(httpx.get(f"{url}/api/v3/traces/{t}", timeout=5).status_code == 200 for t in oldest):
+
+    def stored(trace_id: str) -> bool:
+        return httpx.get(f"{url}/api/v3/traces/{trace_id}", timeout=5).status_code == 200
+
+    while not any(stored(t) for t in oldest):
         assert time.monotonic() < deadline, f"{query.where}: traces {oldest} not in the collector"
         time.sleep(1)
 
