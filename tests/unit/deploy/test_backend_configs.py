@@ -76,5 +76,8 @@ def test_dockerfile_is_multi_stage_pinned_and_runs_as_a_user() -> None:
     users = [ln.split()[1] for ln in lines[lines.index(final) :] if ln.startswith("USER ")]
     assert users
     assert users[-1] not in ("root", "0")
+    # The collector's named volume at /data must be writable by that user.
+    assert "install -d -o narrows -g narrows /data" in (REPO / "Dockerfile").read_text()
+    assert "collector-data:/data" in compose()["services"]["narrows-collector"]["volumes"]
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert {".venv", ".git", ".env"} <= set(ignored)
