@@ -157,3 +157,12 @@ def test_self_metrics_are_exposed_where_prometheus_scrapes_them() -> None:
     scrape = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in scrape["scrape_configs"]}
     assert jobs["otelcol"]["static_configs"][0]["targets"] == ["otelcol:8888"]
+
+
+def test_spanmetrics_names_match_what_jaeger_and_the_dashboards_query() -> None:
+    """traces.span.metrics.calls → traces_span_metrics_calls_total in Prometheus."""
+    spanmetrics = _config()["connectors"]["spanmetrics"]
+    assert spanmetrics["namespace"] == "traces.span.metrics"
+    assert spanmetrics["histogram"]["unit"] == "ms"  # Jaeger reads ..._duration_milliseconds
+    assert spanmetrics["exemplars"]["enabled"] is True
+    assert {"name": "app.shard.id"} in spanmetrics["dimensions"]
