@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.deploy.conftest import ScaledStack, run_init_script, unique_prefix
 from tests.support.deploy import (
     Query,
     Variable,
@@ -29,6 +28,7 @@ from tests.support.deploy import (
     interpolate,
     recording_rule_queries,
 )
+from tests.support.scaled import ScaledStack, run_init_script, unique_prefix
 from tests.support.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
