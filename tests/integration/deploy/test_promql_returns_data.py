@@ -19,9 +19,11 @@ import httpx
 import pytest
 
 from tests.support.deploy import (
+    PROMETHEUS_UID,
     Query,
     Variable,
     alert_queries,
+    alert_rules,
     correlation_queries,
     dashboard_queries,
     dashboard_variables,
@@ -187,6 +189,29 @@ def test_exemplar_panels_get_exemplars_whose_traces_the_collector_holds(
     while not any(stored(t) for t in oldest):
         assert time.monotonic() < deadline, f"{query.where}: traces {oldest} not in the collector"
         time.sleep(1)
+
+
+MATH_RULES = [r for r in alert_rules() if any(n["model"].get("type") == "math" for n in r["data"])]
+
+
+@pytest.mark.parametrize("rule", MATH_RULES, ids=lambda r: r["uid"])
+def test_queries_an_alert_combines_return_series_grafana_can_join(
+    scaled_stack: ScaledStack, rule: dict[str, Any]
+) -> None:
+    """`$A > x && $B > y` pairs series by their labels: A and B must carry the same ones."""
+    exprs = {
+        n["refId"]: n["model"]["expr"] for n in rule["data"] if n["datasourceUid"] == PROMETHEUS_UID
+    }
+    (math_node,) = [n for n in rule["data"] if n["model"].get("type") == "math"]
+    label_sets = {}
+    for ref in sorted(set(re.findall(r"\$(\w+)", math_node["model"]["expression"]))):
+        result = scaled_stack.query(exprs[ref])["data"]["result"]
+        label_sets[ref] = {
+            frozenset((k, v) for k, v in r["metric"].items() if k != "__name__") for r in result
+        }
+    first, *others = label_sets.values()
+    assert first, f"{rule['uid']}: no series"
+    assert all(other == first for other in others), label_sets
 
 
 def test_postgres_init_script_creates_every_shard_database_once(postgres: PostgresServer) -> None:
