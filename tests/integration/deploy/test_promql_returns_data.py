@@ -235,3 +235,65 @@ def test_postgres_init_script_refuses_a_bad_shard_count(postgres: PostgresServer
     result = run_init_script(postgres, unique_prefix(), "4; DROP DATABASE postgres")
     assert result.returncode != 0
     assert "NARROWS_SHARDS must be a number" in result.stderr
+
+
+def _labels(series: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, v in series["metric"].items() if k != "__name__")
+
+
+def _firing(stack: ScaledStack, rule: dict[str, Any]) -> set[frozenset[tuple[str, str]]]:
+    """The label sets for which a Grafana rule's condition holds now: its Prometheus queries
+    run for real; its threshold and math nodes are evaluated the way Grafana evaluates them
+    (per label set, 1 for true)."""
+    values: dict[str, dict[frozenset[tuple[str, str]], float]] = {}
+    for node in rule["data"]:
+        model = node["model"]
+        if node["datasourceUid"] == PROMETHEUS_UID:
+            result = stack.query(model["expr"])["data"]["result"]
+            values[node["refId"]] = {_labels(r): float(r["value"][1]) for r in result}
+        elif model["type"] == "threshold":
+            evaluator = model["conditions"][0]["evaluator"]
+            limit = float(evaluator["params"][0])
+            compare = {"gt": float.__gt__, "lt": float.__lt__}[evaluator["type"]]
+            source = values[model["expression"]]
+            values[node["refId"]] = {k: float(compare(v, limit)) for k, v in source.items()}
+        else:
+            assert model["type"] == "math", model
+            refs = set(re.findall(r"\$(\w+)", model["expression"]))
+            python = model["expression"].replace("&&", " and ").replace("||", " or ")
+            out = {}
+            for key in set.intersection(*(set(values[r]) for r in refs)):
+                text = re.sub(r"\$(\w+)", lambda m, k=key: repr(values[m.group(1)][k]), python)
+                out[key] = float(eval(text, {"__builtins__": {}}))  # our own rule file
+            values[node["refId"]] = out
+    return {k for k, v in values[rule["condition"]].items() if v}
+
+
+def _rule(uid: str) -> dict[str, Any]:
+    (rule,) = [r for r in alert_rules() if r["uid"] == uid]
+    return rule
+
+
+# Keep this test last in the module: pytest runs a module's tests in file order, and this one
+# breaks the shared demo on purpose.
+def test_alerts_fire_on_the_failures_they_name(scaled_stack: ScaledStack) -> None:
+    """A shard that fails every query burns the error budget fast and slow (and neither alert
+    fired before); a slow shard pushes p99 over the SLO."""
+    demo = {("job", "narrows-demo")}
+    burn = [_rule("narrows-error-budget-burn-fast"), _rule("narrows-error-budget-burn-slow")]
+    for rule in burn:
+        assert not any(demo <= k for k in _firing(scaled_stack, rule)), f"{rule['uid']} at rest"
+    faults = f"{scaled_stack.demo_url}/admin/faults"
+    try:
+        for name, params in (
+            ("failing_shard", {"shard": 1, "error_rate": 1.0}),
+            ("slow_shard", {"shard": 2, "delay_ms": 800}),
+        ):
+            httpx.put(f"{faults}/{name}", json=params, timeout=5).raise_for_status()
+        for rule in [*burn, _rule("narrows-p99-over-slo")]:
+            deadline = time.monotonic() + 45
+            while not any(demo <= k for k in _firing(scaled_stack, rule)):
+                assert time.monotonic() < deadline, f"{rule['uid']} did not fire"
+                time.sleep(1)
+    finally:
+        httpx.delete(faults, timeout=5)
