@@ -11,9 +11,11 @@ COPY demo_app ./demo_app
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11.10-slim-bookworm
-RUN useradd --create-home --uid 10001 narrows
+# /data belongs to the user, so a fresh named volume mounted there (the collector's DuckDB file
+# and write-ahead log in docker-compose.yml) inherits that ownership and is writable.
+RUN useradd --create-home --uid 10001 narrows && install -d -o narrows -g narrows /data
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --disable-pip-version-check /wheels/*.whl && rm -rf /wheels
 USER narrows
 WORKDIR /home/narrows
 ENV PYTHONUNBUFFERED=1
