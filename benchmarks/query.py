@@ -16,8 +16,10 @@ from typing import Any
 
 import duckdb
 
-from collector.query.aggregates import _compare, _latency, _operations, _red
+from collector.query.aggregates import _latency, _red
+from collector.query.compare import compare as _compare
 from collector.query.params import Bounds, format_ns
+from collector.query.selftime import operations as _operations
 from collector.query.signals import _logs
 from collector.store import reader
 from collector.store.schema import create_schema

@@ -1,8 +1,9 @@
 """The Narrows aggregates API (``/api/narrows/...``), computed in DuckDB.
 
 Answers the dashboard's and the analysis' questions without shipping spans: RED over time
-grouped by an attribute, latency histograms and heatmaps, self-time per operation over a
-set of traces, selection-vs-baseline attribute distributions. Contract: docs/query-api.md.
+grouped by an attribute and latency histograms and heatmaps here; self-time per operation
+over a set of traces (query/selftime.py) and selection-vs-baseline attribute distributions
+(query/compare.py). Contract: docs/query-api.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.flatten.common import PROMOTED
+from collector.query.compare import compare
 from collector.query.http import guarded, ok
 from collector.query.params import (
     BadParam,
@@ -28,7 +29,8 @@ from collector.query.params import (
     parse_range,
 )
 from collector.query.runner import QueryRunner
-from collector.query.spansql import attr_expr, span_filter
+from collector.query.selftime import operations
+from collector.query.spansql import SpanFilter, attr_expr, span_filter
 
 __all__ = ["DEFAULT_BOUNDS_MS", "AggregatesApi"]
 
@@ -51,14 +53,6 @@ DEFAULT_BOUNDS_MS = [
     5000,
     10000,
 ]
-#: Low-cardinality keys compared by default (raw paths and continuous values would make
-#: every value unique and every key look "different").
-_DEFAULT_COMPARE_KEYS = [
-    "service.name",
-    "span.name",
-    "status",
-    *(k for k in PROMOTED if k not in ("url.path", "app.pool.wait_ms")),
-]
 _QUANTILES = [0.5, 0.9, 0.95, 0.99]
 
 
@@ -79,6 +73,22 @@ def _step(q: Mapping[str, str], start_ns: int, end_ns: int, bounds: Bounds) -> i
     return step
 
 
+def _top_groups(
+    cur: duckdb.DuckDBPyConnection, group: str, gparams: list[object], f: SpanFilter, limit: int
+) -> tuple[list[tuple[Any, int]], bool]:
+    """The ``limit`` busiest groups with their span counts, and whether more existed.
+
+    A cheap count-only pass: the expensive percentiles are then computed for these groups
+    alone, in one more pass (two scans in all, where a join against the top list would
+    scan three times)."""
+    rows = cur.execute(
+        f"SELECT {group} AS g, count(*) AS n FROM spans s WHERE {f.sql()}"
+        " GROUP BY g ORDER BY n DESC, g LIMIT ?",
+        [*gparams, *f.params, limit + 1],
+    ).fetchall()
+    return [(g, int(n)) for g, n in rows[:limit]], len(rows) > limit
+
+
 def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int) -> Any:
     start_ns, end_ns = parse_range(q, bounds, now)
     step = _step(q, start_ns, end_ns, bounds)
@@ -86,30 +96,29 @@ def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, n
     f = span_filter(q, start_ns, end_ns)
     gparams: list[object] = []
     group = attr_expr(q["groupBy"], gparams) if q.get("groupBy") else "NULL"
-    sql = f"""
-        WITH f AS (
-            SELECT {group} AS g, (s.start_ns - ?) // ? AS b, s.duration_ns AS d,
-                   s.status_code = 2 AS err
-            FROM spans s WHERE {f.sql()}
-        ),
-        top AS (SELECT g, count(*) AS n FROM f GROUP BY g ORDER BY n DESC, g LIMIT ?)
-        SELECT f.g, f.b, count(*), count(*) FILTER (WHERE f.err),
-               quantile_cont(f.d, {_QUANTILES}), avg(f.d), max(f.d), any_value(top.n)
-        FROM f JOIN top ON f.g IS NOT DISTINCT FROM top.g
-        GROUP BY f.g, f.b ORDER BY any_value(top.n) DESC, f.g, f.b
-    """
-    rows = cur.execute(sql, [*gparams, start_ns, step, *f.params, limit]).fetchall()
-    total_groups = cur.execute(
-        f"SELECT count(DISTINCT {group}) + max(CASE WHEN {group} IS NULL THEN 1 ELSE 0 END)"
-        f" FROM spans s WHERE {f.sql()}",
-        [*gparams, *gparams, *f.params],
-    ).fetchone()
+    top, truncated = _top_groups(cur, group, gparams, f, limit)
+    where, wparams = f.sql(), list(f.params)
+    if truncated:
+        # Only the kept groups: a NULL group is kept when it is among the busiest.
+        kept = [g for g, _ in top if g is not None]
+        where += f" AND (list_contains(?::VARCHAR[], {group}) OR ({group} IS NULL AND ?))"
+        wparams += [kept, *gparams, *gparams, len(kept) < len(top)]
+    rows = cur.execute(
+        f"""
+        SELECT {group} AS g, (s.start_ns - ?) // ? AS b, count(*),
+               count(*) FILTER (WHERE s.status_code = 2),
+               quantile_cont(s.duration_ns, {_QUANTILES}), avg(s.duration_ns), max(s.duration_ns)
+        FROM spans s WHERE {where} GROUP BY g, b
+        """,
+        [*gparams, start_ns, step, *wparams],
+    ).fetchall()
     step_s = step / 1e9
-    series: dict[Any, dict[str, Any]] = {}
-    for g, b, n, errs, qs, mean, mx, total in rows:
-        s = series.setdefault(g, {"group": g, "count": int(total), "points": []})
+    series: dict[Any, dict[str, Any]] = {g: {"group": g, "count": n, "points": []} for g, n in top}
+    for g, b, n, errs, qs, mean, mx in sorted(rows, key=lambda r: r[1]):
+        if g not in series:
+            continue
         t = start_ns + int(b) * step
-        s["points"].append(
+        series[g]["points"].append(
             {
                 "t": format_ns(t),
                 "t_ns": t,
@@ -125,13 +134,12 @@ def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, n
                 "max_ms": _ms(mx),
             }
         )
-    n_groups = int(total_groups[0] or 0) if total_groups else 0
     return {
         "start": format_ns(start_ns),
         "end": format_ns(end_ns),
         "step_s": step_s,
         "groupBy": q.get("groupBy"),
-        "truncated": n_groups > len(series),
+        "truncated": truncated,
         "series": list(series.values()),
     }
 
@@ -189,170 +197,6 @@ def _latency(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bound
     return result
 
 
-def _trace_ids(q: Mapping[str, str]) -> list[int]:
-    raw = [t for t in q.get("traceIds", "").split(",") if t]
-    if len(raw) > 1000:
-        raise BadParam("traceIds", "at most 1000 trace ids")
-    try:
-        return [int(t, 16) for t in raw if len(t) <= 32]
-    except ValueError:
-        raise BadParam("traceIds", "comma-separated hex trace ids") from None
-
-
-def _selected_traces(
-    cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int
-) -> list[int]:
-    ids = _trace_ids(q)
-    if ids:
-        return ids
-    start_ns, end_ns = parse_range(q, bounds, now)
-    f = span_filter(q, start_ns, end_ns)
-    limit = parse_int(q, "limit", 200, 1, 1000)
-    order = q.get("order", "slowest")
-    if order not in ("slowest", "recent"):
-        raise BadParam("order", "slowest or recent")
-    key = "max(s.duration_ns)" if order == "slowest" else "max(s.start_ns)"
-    rows = cur.execute(
-        f"SELECT s.trace_id FROM spans s WHERE {f.sql()} GROUP BY s.trace_id"
-        f" ORDER BY {key} DESC LIMIT ?",
-        [*f.params, limit],
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
-_SELF_TIME_SQL = """
-WITH t AS (SELECT unnest(?::VARCHAR[])::UHUGEINT AS trace_id),
-win AS (
-    SELECT min(i.min_received_ns) AS lo, max(i.max_received_ns) AS hi
-    FROM trace_index i SEMI JOIN t USING (trace_id)
-),
-sp AS (
-    SELECT s.trace_id, s.span_id, s.parent_span_id, s.service_name, s.name,
-           s.start_ns, s.end_ns, s.duration_ns, s.status_code,
-           row_number() OVER () AS rid
-    FROM spans s SEMI JOIN t USING (trace_id)
-    WHERE s.received_ns BETWEEN (SELECT lo FROM win) AND (SELECT hi FROM win)
-),
-kids AS (
-    SELECT p.rid, greatest(c.start_ns, p.start_ns) AS cs, least(c.end_ns, p.end_ns) AS ce
-    FROM sp p JOIN sp c
-      ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id AND c.rid <> p.rid
-    WHERE c.end_ns > p.start_ns AND c.start_ns < p.end_ns
-),
-ordered AS (
-    SELECT rid, cs, ce,
-           max(ce) OVER (PARTITION BY rid ORDER BY cs, ce
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-    FROM kids
-),
-covered AS (
-    SELECT rid, sum(greatest(0, ce - greatest(cs, coalesce(prev_end, cs)))) AS busy
-    FROM ordered GROUP BY rid
-)
-SELECT sp.service_name, sp.name, count(*) AS n, count(DISTINCT sp.trace_id),
-       sum(sp.duration_ns), sum(greatest(0, sp.duration_ns - coalesce(c.busy, 0))) AS self_ns,
-       quantile_cont(sp.duration_ns, [0.5, 0.95]), count(*) FILTER (WHERE sp.status_code = 2)
-FROM sp LEFT JOIN covered c USING (rid)
-GROUP BY sp.service_name, sp.name
-ORDER BY self_ns DESC
-"""
-
-
-def _operations(
-    cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int
-) -> Any:
-    ids = _selected_traces(cur, q, bounds, now)
-    if not ids:
-        return {"traces": 0, "operations": []}
-    rows = cur.execute(_SELF_TIME_SQL, [[str(t) for t in ids]]).fetchall()
-    total_self = sum(r[5] for r in rows) or 1
-    return {
-        "traces": len(ids),
-        "operations": [
-            {
-                "service": svc,
-                "operation": name,
-                "count": n,
-                "traces": nt,
-                "total_ms": _ms(total),
-                "self_ms": _ms(self_ns),
-                "self_share": self_ns / total_self,
-                "mean_self_ms": _ms(self_ns / n),
-                "p50_ms": _ms(qs[0]),
-                "p95_ms": _ms(qs[1]),
-                "errors": errs,
-            }
-            for svc, name, n, nt, total, self_ns, qs, errs in rows
-        ],
-    }
-
-
-def _compare(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int) -> Any:
-    start_ns, end_ns = parse_range(q, bounds, now)
-    base = span_filter(q, start_ns, end_ns)
-    sel = span_filter(q, start_ns, end_ns, prefix="selection.")
-    sel_conds = sel.where[2:]  # the time range is the base's
-    sel_params = sel.params[2:]
-    if not sel_conds:
-        raise BadParam("selection", "give at least one selection.* filter")
-    keys = [k for k in q.get("keys", "").split(",") if k] or _DEFAULT_COMPARE_KEYS
-    if len(keys) > 40:
-        raise BadParam("keys", "at most 40 keys")
-    top = parse_int(q, "limit", 10, 1, 50)
-    parts: list[str] = []
-    params: list[object] = []
-    for key in keys:
-        eparams: list[object] = []
-        expr = attr_expr(key, eparams)
-        parts.append(f"SELECT ? AS key, {expr} AS value, sel FROM f AS s")
-        params.extend([key, *eparams])
-    sql = f"""
-        WITH f AS (SELECT s.*, ({" AND ".join(sel_conds)}) AS sel FROM spans s WHERE {base.sql()}),
-        kv AS ({" UNION ALL ".join(parts)})
-        SELECT key, value, count(*) FILTER (WHERE sel), count(*) FILTER (WHERE NOT sel)
-        FROM kv GROUP BY key, value
-    """
-    rows = cur.execute(sql, [*sel_params, *base.params, *params]).fetchall()
-    totals = cur.execute(
-        f"SELECT count(*) FILTER (WHERE {' AND '.join(sel_conds)}), count(*)"
-        f" FROM spans s WHERE {base.sql()}",
-        [*sel_params, *base.params],
-    ).fetchone()
-    n_sel = int(totals[0]) if totals else 0
-    n_base = (int(totals[1]) if totals else 0) - n_sel
-    by_key: dict[str, list[tuple[Any, int, int]]] = {}
-    for key, value, s, b in rows:
-        by_key.setdefault(key, []).append((value, int(s), int(b)))
-    out = []
-    for key in keys:
-        values = by_key.get(key, [])
-        dist = [
-            {
-                "value": v,
-                "selection_count": s,
-                "selection_share": s / n_sel if n_sel else 0.0,
-                "baseline_count": b,
-                "baseline_share": b / n_base if n_base else 0.0,
-            }
-            for v, s, b in values
-        ]
-        for d in dist:
-            d["lift"] = d["selection_share"] - d["baseline_share"]
-        score = sum(abs(d["lift"]) for d in dist) / 2
-        dist.sort(key=lambda d: -abs(d["lift"]))
-        if all(d["value"] is None for d in dist):
-            continue
-        out.append({"key": key, "score": score, "values": dist[:top]})
-    out.sort(key=lambda k: -k["score"])
-    return {
-        "start": format_ns(start_ns),
-        "end": format_ns(end_ns),
-        "selection_count": n_sel,
-        "baseline_count": n_base,
-        "keys": out,
-    }
-
-
 class AggregatesApi:
     """Routes under ``/api/narrows/`` for span aggregates."""
 
@@ -379,7 +223,7 @@ class AggregatesApi:
         return await self._answer(_latency, request)
 
     async def operations(self, request: Request) -> Response:
-        return await self._answer(_operations, request)
+        return await self._answer(operations, request)
 
     async def compare(self, request: Request) -> Response:
-        return await self._answer(_compare, request)
+        return await self._answer(compare, request)

@@ -42,8 +42,14 @@ class QueryRunner:
             loop = asyncio.get_running_loop()
 
             def work() -> T:
+                # One read transaction: an answer built from several queries sees one
+                # snapshot, however much the writer commits meanwhile.
                 try:
-                    return fn(cur, *args)
+                    cur.begin()
+                    try:
+                        return fn(cur, *args)
+                    finally:
+                        cur.rollback()
                 finally:
                     done.set()
 

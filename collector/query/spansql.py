@@ -9,36 +9,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from collector.flatten.common import PROMOTED
 from collector.query.params import BadParam, parse_attributes, parse_duration
 
-__all__ = ["KIND_NAMES", "SpanFilter", "attr_expr", "span_filter"]
+__all__ = ["KIND_NAMES", "SpanFilter", "attr_expr", "attr_raw", "span_filter"]
 
 KIND_NAMES = ["unspecified", "internal", "server", "client", "producer", "consumer"]
 _KIND_SQL = (
-    "CASE s.kind WHEN 1 THEN 'internal' WHEN 2 THEN 'server' WHEN 3 THEN 'client' "
+    "CASE {} WHEN 1 THEN 'internal' WHEN 2 THEN 'server' WHEN 3 THEN 'client' "
     "WHEN 4 THEN 'producer' WHEN 5 THEN 'consumer' ELSE 'unspecified' END"
 )
-_STATUS_SQL = "CASE s.status_code WHEN 2 THEN 'ERROR' WHEN 1 THEN 'OK' ELSE 'UNSET' END"
+_STATUS_SQL = "CASE {} WHEN 2 THEN 'ERROR' WHEN 1 THEN 'OK' ELSE 'UNSET' END"
+#: Pseudo-keys: key → (column of ``spans``, template turning it into the text value).
 _FIXED = {
-    "service.name": "s.service_name",
-    "span.name": "s.name",
-    "span.kind": _KIND_SQL,
-    "status": _STATUS_SQL,
-    "otel.status_code": _STATUS_SQL,
+    "service.name": ("service_name", "{}"),
+    "span.name": ("name", "{}"),
+    "span.kind": ("kind", _KIND_SQL),
+    "status": ("status_code", _STATUS_SQL),
+    "otel.status_code": ("status_code", _STATUS_SQL),
 }
+
+
+def attr_raw(key: str, params: list[object]) -> tuple[str, str]:
+    """``(expression, text template)`` for attribute ``key`` of span ``s``: the expression in
+    its stored type (cheap to group by: no per-row cast) and a ``str.format`` template that
+    turns it into the VARCHAR value ``attr_expr`` would give (NULL when absent)."""
+    if key in _FIXED:
+        col, text = _FIXED[key]
+        return f"s.{col}", text
+    if key in PROMOTED:
+        col, _, typ = PROMOTED[key]
+        return f"s.{col}", "{}" if typ == pa.string() else "CAST({} AS VARCHAR)"
+    if not key or len(key) > 256:
+        raise BadParam("key", "an attribute key is 1 to 256 characters")
+    params.append(key)
+    return "list_extract(list_filter(s.attributes, lambda x: x.k = ?), 1).v", "{}"
 
 
 def attr_expr(key: str, params: list[object]) -> str:
     """A VARCHAR expression for attribute ``key`` of span ``s`` (NULL when absent)."""
-    if key in _FIXED:
-        return _FIXED[key]
-    if key in PROMOTED:
-        return f"CAST(s.{PROMOTED[key][0]} AS VARCHAR)"
-    if not key or len(key) > 256:
-        raise BadParam("key", "an attribute key is 1 to 256 characters")
-    params.append(key)
-    return "list_extract(list_filter(s.attributes, lambda x: x.k = ?), 1).v"
+    raw, text = attr_raw(key, params)
+    return text.format(raw)
 
 
 @dataclass
