@@ -37,6 +37,7 @@ from collector.receivers.scrape import Scraper, parse_target
 from collector.receivers.zipkin import ZipkinReceiver
 from collector.selfmetrics import SelfMetrics
 from collector.settings import CollectorSettings
+from collector.store.dedupe import SpanDedupe
 from collector.store.gate import MemoryGate
 from collector.store.retention import Retention, used_bytes
 from collector.store.schema import create_schema
@@ -60,7 +61,9 @@ def _connect(settings: CollectorSettings) -> duckdb.DuckDBPyConnection:
     return conn
 
 
-def replay(conn: duckdb.DuckDBPyConnection, wal: WriteAheadLog) -> tuple[int, list[bytes]]:
+def replay(
+    conn: duckdb.DuckDBPyConnection, wal: WriteAheadLog, dedupe: SpanDedupe | None = None
+) -> tuple[int, list[bytes]]:
     """Insert every logged request DuckDB does not have yet; (records replayed, digests)."""
     row = conn.execute("SELECT value FROM ingest_state WHERE name = 'wal_position'").fetchone()
     committed = int(row[0]) if row else 0
@@ -81,10 +84,10 @@ def replay(conn: duckdb.DuckDBPyConnection, wal: WriteAheadLog) -> tuple[int, li
         rows += decoded.accepted
         replayed += 1
         if rows >= _REPLAY_GROUP_ROWS:
-            insert_batches(conn, group)
+            insert_batches(conn, group, dedupe)
             group, rows = [], 0
     if group:
-        insert_batches(conn, group)
+        insert_batches(conn, group, dedupe)
     return replayed, digests
 
 
@@ -108,7 +111,11 @@ class Collector:
         conn = _connect(settings)
         wal = WriteAheadLog(settings.wal_dir, fsync=settings.wal_fsync)
         t0 = time.monotonic()
-        replayed, digests = replay(conn, wal)
+        dedupe = SpanDedupe()
+        loaded = dedupe.load(conn, time.time_ns())
+        _log.info("span dedupe window: %d keys in %.1fs", loaded, time.monotonic() - t0)
+        t0 = time.monotonic()
+        replayed, digests = replay(conn, wal, dedupe)
         if replayed:
             _log.info(
                 "replayed %d write-ahead-log records in %.1fs", replayed, time.monotonic() - t0
@@ -117,7 +124,7 @@ class Collector:
         gate = MemoryGate(settings.queue_bytes)
         metrics.queue_capacity.set(settings.queue_bytes)
         retention = Retention(settings.retention_ns, settings.max_size)
-        writer = StoreWriter(conn.cursor(), gate, metrics, retention, wal.drop_before)
+        writer = StoreWriter(conn.cursor(), gate, metrics, retention, wal.drop_before, dedupe)
         wal.sync_seconds = metrics.wal_sync_seconds.observe
         pipeline = Pipeline(wal, writer, gate, metrics)
         for (digest,) in conn.execute(

@@ -6,7 +6,7 @@ So the alerts written for an OpenTelemetry Collector apply unchanged:
 ``otelcol_exporter_send_failed_*``, ``otelcol_exporter_enqueue_failed_*`` (refused because
 the queue was full), ``otelcol_exporter_queue_size``/``_capacity``. Ours add a ``reason``
 label on refusals and a few ``narrows_*`` series (write latency, WAL sync latency,
-retention deletes, deduplicated requests).
+retention deletes, deduplicated requests and spans).
 """
 
 from __future__ import annotations
@@ -99,6 +99,11 @@ class SelfMetrics:
             "narrows_receiver_deduplicated_requests",
             "requests whose identical body was already stored (retries)",
             ["receiver"],
+            registry=r,
+        )
+        self.duplicate_spans = Counter(
+            "narrows_writer_duplicate_spans",
+            "spans already stored (same content key) that a later request repeated",
             registry=r,
         )
         self.scrape_errors = Counter(

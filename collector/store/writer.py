@@ -13,12 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from collector.ingest import Decoded
 from collector.selfmetrics import SelfMetrics
+from collector.store.dedupe import SPAN_KEY_SQL, SpanDedupe
 from collector.store.gate import MemoryGate
 from collector.store.retention import Retention
 
@@ -48,19 +51,31 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
-def insert_batches(conn: duckdb.DuckDBPyConnection, batches: list[Batch]) -> dict[str, int]:
-    """Insert ``batches`` in one transaction with the last log position; rows per table."""
+def insert_batches(
+    conn: duckdb.DuckDBPyConnection, batches: list[Batch], dedupe: SpanDedupe | None = None
+) -> dict[str, int]:
+    """Insert ``batches`` in one transaction with the last log position; rows per table.
+
+    With ``dedupe``, spans already stored (same content key, see store/dedupe.py) are left
+    out; ``duplicate_spans`` in the result counts them.
+    """
     by_table: dict[str, list[pa.Table]] = {}
     for b in batches:
         for name, table in b.decoded.tables.items():
             by_table.setdefault(name, []).append(table)
     counts: dict[str, int] = {}
+    fresh_keys = None
     conn.begin()
     try:
         for name, tables in by_table.items():
             table = _concat(tables)
             if table is None:
                 continue
+            if name == "spans" and dedupe is not None:
+                table, fresh_keys = _without_duplicates(conn, table, dedupe)
+                counts["duplicate_spans"] = sum(len(t) for t in tables) - table.num_rows
+                if not table.num_rows:
+                    continue
             counts[name] = table.num_rows
             conn.register("incoming", table)
             try:
@@ -77,7 +92,29 @@ def insert_batches(conn: duckdb.DuckDBPyConnection, batches: list[Batch]) -> dic
     except Exception:
         conn.rollback()
         raise
+    if dedupe is not None and fresh_keys is not None:
+        # Only once committed: a failed group must not make its spans look stored.
+        dedupe.add(fresh_keys, time.time_ns())
     return counts
+
+
+def _without_duplicates(
+    conn: duckdb.DuckDBPyConnection, table: pa.Table, dedupe: SpanDedupe
+) -> tuple[pa.Table, Any]:
+    """``table`` minus the spans ``dedupe`` has seen (or that repeat inside it); their keys."""
+    conn.register("incoming", table)
+    try:
+        got = conn.execute(
+            f"SELECT {SPAN_KEY_SQL} AS k FROM (SELECT {_TRACE_ID} AS trace_id,"
+            " * EXCLUDE (trace_hi, trace_lo) FROM incoming)"
+        ).fetchnumpy()
+    finally:
+        conn.unregister("incoming")
+    keys = np.asarray(got["k"], dtype=np.uint64)
+    fresh = dedupe.fresh(keys)
+    if fresh.all():
+        return table, keys
+    return table.filter(pa.array(fresh)), keys[fresh]
 
 
 def _insert(conn: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -124,8 +161,10 @@ class StoreWriter:
         metrics: SelfMetrics,
         retention: Retention,
         on_commit: Callable[[int], object],
+        dedupe: SpanDedupe | None = None,
     ) -> None:
         self._conn = conn
+        self._dedupe = dedupe
         self._gate = gate
         self._metrics = metrics
         self._retention = retention
@@ -202,7 +241,7 @@ class StoreWriter:
     def _commit(self, group: list[Batch]) -> None:
         t0 = time.perf_counter()
         try:
-            counts = insert_batches(self._conn, group)
+            counts = insert_batches(self._conn, group, self._dedupe)
         except Exception:
             # The batches are in the write-ahead log; they are retried on the next start.
             _log.exception("writing %d batches to DuckDB failed", len(group))
@@ -215,6 +254,8 @@ class StoreWriter:
         for signal, table in (("traces", "spans"), ("logs", "logs"), ("metrics", "metric_points")):
             if table in counts:
                 self._metrics.sent(signal, counts[table])
+        if counts.get("duplicate_spans"):
+            self._metrics.duplicate_spans.inc(counts["duplicate_spans"])
         self._release(group)
         pos = max(b.position for b in group)
         if pos:

@@ -145,6 +145,58 @@ def test_a_retried_request_is_stored_once(live) -> None:  # type: ignore[no-unty
     assert live.query("/api/narrows/stats").json()["spans"]["count"] == 33
 
 
+def _split(body: bytes, lo: int, hi: int) -> bytes:
+    """A request of spans ``lo:hi`` of ``body`` (another body, some of the same spans)."""
+    req = ExportTraceServiceRequest.FromString(body)
+    spans = req.resource_spans[0].scope_spans[0].spans
+    keep = list(spans)[lo:hi]
+    del spans[:]
+    spans.extend(keep)
+    return bytes(req.SerializeToString())
+
+
+def _zipkin(kind: str, shared: bool = False, indent: int | None = None) -> bytes:
+    span = {
+        "traceId": "c" * 32,
+        "id": "d" * 16,
+        "parentId": "e" * 16,
+        "name": "get /x",
+        "kind": kind,
+        "timestamp": 1_700_000_000_000_000,
+        "duration": 1500,
+        "localEndpoint": {"serviceName": kind.lower()},
+    }
+    if shared:
+        span["shared"] = True
+    return json.dumps([span], indent=indent).encode()
+
+
+def test_spans_resent_in_other_requests_are_stored_once_across_a_restart(tmp_path: Path) -> None:
+    body = trace_request(40, seed=21)
+    with live_collector(tmp_path, retention_ns=0, max_size=0) as c:
+        for lo, hi in ((0, 25), (15, 30)):
+            r = httpx.post(
+                c.otlp_url + "/v1/traces", content=_split(body, lo, hi), headers=PROTOBUF
+            )
+            assert r.status_code == 200
+        r = httpx.post(c.zipkin_url + "/api/v2/spans", content=_zipkin("CLIENT"), headers=JSON)
+        assert r.status_code == 202
+        assert c.query("/api/narrows/stats").json()["spans"]["count"] == 31
+    with live_collector(tmp_path, retention_ns=0, max_size=0) as c:
+        r = httpx.post(c.otlp_url + "/v1/traces", content=_split(body, 20, 40), headers=PROTOBUF)
+        assert r.status_code == 200
+        # The client span again in another body (not a byte-identical retry), and the
+        # server span that shares its id.
+        for doc in (_zipkin("CLIENT", indent=1), _zipkin("SERVER", shared=True)):
+            r = httpx.post(c.zipkin_url + "/api/v2/spans", content=doc, headers=JSON)
+            assert r.status_code == 202
+        assert c.query("/api/narrows/stats").json()["spans"]["count"] == 42
+        shared = spans_of(c.query("/api/v3/traces/" + "c" * 32).json()["result"])
+        assert sorted(s["kind"] for s in shared) == [2, 3], "shared client/server spans both kept"
+        metrics = c.query("/metrics").text
+        assert "narrows_writer_duplicate_spans_total 11.0" in metrics
+
+
 def test_token_is_required_on_ingest_and_query(tmp_path: Path) -> None:
     with live_collector(tmp_path, token="s3cret") as c:
         assert (
