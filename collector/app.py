@@ -42,7 +42,7 @@ from collector.store.gate import MemoryGate
 from collector.store.retention import Retention, used_bytes
 from collector.store.schema import create_schema
 from collector.store.wal import WriteAheadLog
-from collector.store.writer import Batch, StoreWriter, insert_batches
+from collector.store.writer import Batch, StoreWriter, insert_batches, read_barrier
 
 __all__ = ["Collector", "serve"]
 
@@ -155,7 +155,9 @@ class Collector:
         return collector
 
     def _query_app(self, bounds: Bounds) -> Starlette:
-        runner = QueryRunner(self.conn, self.settings.query_timeout_s)
+        runner = QueryRunner(
+            self.conn, self.settings.query_timeout_s, barrier=lambda: read_barrier(self.writer)
+        )
 
         async def healthz(_: Request) -> JSONResponse:
             return JSONResponse({"status": "ok"})

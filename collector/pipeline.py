@@ -1,6 +1,7 @@
 """The accept path shared by every receiver: dedupe → decode → WAL (fsync) → writer.
 
-A request is acknowledged only once its body is in the write-ahead log on disk. A retry of
+A request is acknowledged once its body is in the write-ahead log on disk (not when
+DuckDB has committed it: queries wait for that instead, see store/writer.py). A retry of
 an already stored request (same body digest) is answered like the original and not stored
 again; two requests carrying different spans with the same ids are both stored.
 """
@@ -132,10 +133,10 @@ class Pipeline:
             pending.cancel()
             self.gate.release(batch.reserved)
             raise
-        # Read-your-writes: answer once the batch is also queryable (committed to DuckDB),
-        # so a client that queries right after its 2xx sees its data. Durability itself
-        # came from the WAL sync above.
-        await loop.run_in_executor(None, batch.done.wait, 1.0)
+        # Durable now (the WAL is synced). Read-your-writes is the query side's job: a
+        # query first waits for the writer to commit what was acknowledged before it
+        # (store/writer.py ``read_barrier``), so senders are not held up by DuckDB commits
+        # and the writer can commit large groups.
         if digest is not None:
             self._seen[digest] = result
         pending.set_result(result)

@@ -12,17 +12,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from collector.flatten.attrcache import KvCache
 from collector.flatten.common import (
     PROMOTED,
     Rejections,
     ResourceScopeRows,
     service_of,
 )
-from collector.flatten.values import ATTR_TYPE, AttrColumns, any_to_text
+from collector.flatten.values import ATTR_TYPE, AttrColumns
 from collector.flatten.wire import LazyTraceRequest
 
 __all__ = ["EVENT_TYPE", "LINK_TYPE", "SPAN_SCHEMA", "SpanColumns", "flatten_traces"]
@@ -160,32 +161,7 @@ class _Links:
         return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), values)
 
 
-class _KvCache:
-    """Raw ``KeyValue`` bytes → decoded entry; bounded, because values can be unique."""
-
-    LIMIT = 100_000
-
-    def __init__(self) -> None:
-        self.entries: dict[bytes, tuple[str, int, str, int, Any]] = {}
-
-    def miss(self, raw: bytes) -> tuple[str, int, str, int, Any]:
-        kv = KeyValue.FromString(raw)
-        t, text = any_to_text(kv.value)
-        col, pval = -1, None
-        hit = _PROMOTED_INDEX.get(kv.key)
-        if hit is not None and kv.value.WhichOneof("value") == hit[1]:
-            col, pval = hit[0], getattr(kv.value, hit[1])
-        entry = (kv.key, t, text, col, pval)
-        if len(self.entries) >= self.LIMIT:
-            self.entries.clear()
-        self.entries[raw] = entry
-        return entry
-
-
-_PROMOTED_COLS = [col for col, _, _ in PROMOTED.values()]
-_PROMOTED_TYPES = [typ for _, _, typ in PROMOTED.values()]
-_PROMOTED_INDEX = {key: (i, which) for i, (key, (_, which, _)) in enumerate(PROMOTED.items())}
-_CACHE = _KvCache()
+_CACHE = KvCache()
 _STATUS_CACHE: dict[bytes, tuple[int, str]] = {b"": (0, "")}
 
 
@@ -226,11 +202,12 @@ def flatten_traces(body: bytes, received_ns: int) -> SpanColumns:
     rs_rows = ResourceScopeRows()
     rows: list[tuple[Any, ...]] = []
     rows_append = rows.append
-    ents: list[tuple[str, int, str, int, Any]] = []
+    _CACHE.start()
+    ents: list[int] = []
     ents_append = ents.append
     attr_counts: list[int] = []
     counts_append = attr_counts.append
-    cache_get = _CACHE.entries.get
+    cache_get = _CACHE.ids.get
     miss = _CACHE.miss
     events = _Events()
     links = _Links()
@@ -321,7 +298,7 @@ def flatten_traces(body: bytes, received_ns: int) -> SpanColumns:
         "status_code": pa.array([s[0] for s in status], pa.uint8()),
         "status_message": pa.array([s[1] for s in status], pa.string()),
     }
-    cols.update(_attribute_columns(ents, attr_counts, n))
+    cols.update(_CACHE.columns(ents, attr_counts, n))
     ev_arr, lk_arr = _nested(events, links, event_rows, n)
     cols.update(
         {
@@ -336,44 +313,6 @@ def flatten_traces(body: bytes, received_ns: int) -> SpanColumns:
         }
     )
     return SpanColumns(pa.table(cols), rs_rows.resources_table(), rs_rows.scopes_table(), rejected)
-
-
-def _attribute_columns(
-    ents: list[tuple[str, int, str, int, Any]], counts: list[int], n: int
-) -> dict[str, pa.Array]:
-    """Split decoded attributes into the promoted columns and the generic list column."""
-    out: dict[str, pa.Array] = {}
-    if ents:
-        keys, types, texts, pcols, pvals = zip(*ents, strict=True)
-        pcol = np.array(pcols, dtype=np.int16)
-    else:
-        keys = types = texts = pvals = ()
-        pcol = np.zeros(0, dtype=np.int16)
-    row_of = np.repeat(np.arange(n), np.array(counts, dtype=np.int64))
-    for j, (name, typ) in enumerate(zip(_PROMOTED_COLS, _PROMOTED_TYPES, strict=True)):
-        where = np.flatnonzero(pcol == j)
-        if where.size == 0:
-            out[name] = pa.nulls(n, typ)
-            continue
-        values: list[Any] = [None] * n
-        for i in where.tolist():
-            values[row_of[i]] = pvals[i]
-        out[name] = pa.array(values, typ)
-    generic = pcol < 0
-    per_row = np.bincount(row_of[generic], minlength=n) if n else np.zeros(0, np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(per_row, out=offsets[1:])
-    mask = pa.array(generic)
-    struct = pa.StructArray.from_arrays(
-        [
-            pa.array(keys, pa.string()).filter(mask),
-            pa.array(types, pa.uint8()).filter(mask),
-            pa.array(texts, pa.string()).filter(mask),
-        ],
-        fields=list(ATTR_TYPE.value_type),
-    )
-    out["attributes"] = pa.ListArray.from_arrays(pa.array(offsets), struct)
-    return out
 
 
 def _nested(events: _Events, links: _Links, rows: list[int], n: int) -> tuple[pa.Array, pa.Array]:

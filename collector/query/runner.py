@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import duckdb
@@ -24,9 +24,14 @@ class QueryTimeout(Exception):
 
 class QueryRunner:
     def __init__(
-        self, conn: duckdb.DuckDBPyConnection, timeout_s: float, concurrency: int = 4
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        timeout_s: float,
+        concurrency: int = 4,
+        barrier: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._conn = conn
+        self._barrier = barrier
         self._timeout_s = timeout_s
         self._sem = asyncio.Semaphore(concurrency)
 
@@ -35,7 +40,11 @@ class QueryRunner:
         return self._timeout_s
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(cursor, *args)`` in a worker thread; QueryTimeout past the deadline."""
+        """``fn(cursor, *args)`` in a worker thread; QueryTimeout past the deadline.
+
+        First the barrier (if any): data acknowledged before the query is committed."""
+        if self._barrier is not None:
+            await self._barrier()
         async with self._sem:
             cur = self._conn.cursor()
             done = threading.Event()

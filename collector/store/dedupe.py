@@ -1,7 +1,7 @@
 """Span-level idempotence: a span re-sent in a later request is stored once.
 
 A sender that retries with a different batch (an agent re-batching, a request split after a
-413, a reporter that re-sends) repeats spans the store already holds. Spans are identical
+413, a reporter that re-sends) repeats spans the store already holds. Spans are the same
 when their *content key* is: a 64-bit DuckDB ``hash`` of the trace id, span id, parent,
 kind, start, end, name, service, status code, resource, scope, generic attributes, events
 and links. Zipkin's shared client/server spans (one id, two kinds) and spans that reuse an
@@ -48,10 +48,16 @@ class SpanDedupe:
     def __len__(self) -> int:
         return sum(len(keys) for keys, _ in self._levels)
 
-    def fresh(self, keys: Keys) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        """True for each key seen neither in the window nor earlier in ``keys`` itself."""
-        mask = np.zeros(len(keys), dtype=np.bool_)
-        mask[np.unique(keys, return_index=True)[1]] = True
+    def fresh(
+        self, keys: Keys, batch_of: np.ndarray[Any, np.dtype[np.int64]] | None = None
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """False for each key already in the window, or first seen in an earlier batch of
+        this group (``batch_of[i]`` = the request row ``i`` came in). Repeats *within* one
+        request are kept: the sender sent two spans, not a retry (Jaeger keeps both too)."""
+        mask = np.ones(len(keys), dtype=np.bool_)
+        if batch_of is not None and len(keys):
+            _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+            mask &= batch_of == batch_of[first][inv]
         for level, _ in self._levels:
             at = np.searchsorted(level, keys)
             at[at == len(level)] = 0

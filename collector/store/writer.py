@@ -7,12 +7,13 @@ position commit together: replay after a crash starts exactly where the store st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -25,7 +26,7 @@ from collector.store.dedupe import SPAN_KEY_SQL, SpanDedupe
 from collector.store.gate import MemoryGate
 from collector.store.retention import Retention
 
-__all__ = ["Batch", "StoreWriter", "insert_batches"]
+__all__ = ["Batch", "StoreWriter", "insert_batches", "read_barrier"]
 
 _log = logging.getLogger(__name__)
 _TRACE_ID = "((trace_hi::UHUGEINT << 64) | trace_lo::UHUGEINT)"
@@ -41,7 +42,6 @@ class Batch:
     received_ns: int
     reserved: int = 0
     position: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:
@@ -72,7 +72,8 @@ def insert_batches(
             if table is None:
                 continue
             if name == "spans" and dedupe is not None:
-                table, fresh_keys = _without_duplicates(conn, table, dedupe)
+                sizes = [t.num_rows for t in tables]
+                table, fresh_keys = _without_duplicates(conn, table, sizes, dedupe)
                 counts["duplicate_spans"] = sum(len(t) for t in tables) - table.num_rows
                 if not table.num_rows:
                     continue
@@ -99,9 +100,10 @@ def insert_batches(
 
 
 def _without_duplicates(
-    conn: duckdb.DuckDBPyConnection, table: pa.Table, dedupe: SpanDedupe
+    conn: duckdb.DuckDBPyConnection, table: pa.Table, sizes: list[int], dedupe: SpanDedupe
 ) -> tuple[pa.Table, Any]:
-    """``table`` minus the spans ``dedupe`` has seen (or that repeat inside it); their keys."""
+    """``table`` (requests of ``sizes`` rows, concatenated) minus the spans stored before or
+    sent by an earlier request of the group; and the keys of the spans kept."""
     conn.register("incoming", table)
     try:
         got = conn.execute(
@@ -111,7 +113,8 @@ def _without_duplicates(
     finally:
         conn.unregister("incoming")
     keys = np.asarray(got["k"], dtype=np.uint64)
-    fresh = dedupe.fresh(keys)
+    batch_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    fresh = dedupe.fresh(keys, batch_of)
     if fresh.all():
         return table, keys
     return table.filter(pa.array(fresh)), keys[fresh]
@@ -175,6 +178,10 @@ class StoreWriter:
         self._running.set()
         self._pending = 0
         self._lock = threading.Lock()
+        self.submitted = 0
+        """Log position of the last batch handed over (acknowledged)."""
+        self.committed = 0
+        """Log position up to which batches are committed (or failed): queryable."""
 
     def start(self) -> None:
         self._thread.start()
@@ -182,6 +189,7 @@ class StoreWriter:
     def submit(self, batch: Batch) -> None:
         with self._lock:
             self._pending += 1
+            self.submitted = max(self.submitted, batch.position)
         self._metrics.queue_batches.set(self._pending)
         self._queue.put(batch)
 
@@ -267,9 +275,9 @@ class StoreWriter:
     def _release(self, group: list[Batch]) -> None:
         for b in group:
             self._gate.release(b.reserved)
-            b.done.set()
         with self._lock:
             self._pending -= len(group)
+            self.committed = max(self.committed, max(b.position for b in group))
         self._metrics.queue_batches.set(self._pending)
         self._metrics.queue_bytes.set(self._gate.used)
 
@@ -282,3 +290,18 @@ class StoreWriter:
         for table, n in deleted.items():
             if n:
                 self._metrics.retention_deleted.labels(table=table).inc(n)
+
+
+async def read_barrier(writer: StoreWriter, timeout_s: float = 1.0) -> None:
+    """Until everything acknowledged so far is committed (at most ``timeout_s``).
+
+    Queries call this first, so a client that queries after its 2xx sees its data —
+    read-your-writes without making every sender wait for a DuckDB commit.
+    """
+    target = writer.submitted
+    if writer.committed >= target:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while writer.committed < target and loop.time() < deadline:
+        await asyncio.sleep(0.002)

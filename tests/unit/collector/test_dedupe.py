@@ -20,9 +20,13 @@ def _keys(*values: int) -> np.ndarray:  # type: ignore[type-arg]
     return np.array(values, dtype=np.uint64)
 
 
-def test_fresh_keeps_the_first_of_repeats_within_a_group() -> None:
+def test_a_key_first_sent_by_an_earlier_request_of_the_group_is_not_fresh() -> None:
     d = SpanDedupe()
-    assert d.fresh(_keys(5, 3, 5, 9, 3)).tolist() == [True, True, False, True, False]
+    batch_of = np.array([0, 0, 0, 1, 1, 1], dtype=np.int64)
+    # Repeats inside one request stay (two spans sent); a later request's repeat does not.
+    assert d.fresh(_keys(5, 5, 3, 5, 9, 9), batch_of).tolist() == [
+        True, True, True, False, True, True,
+    ]  # fmt: skip
 
 
 def test_keys_added_are_recognised_until_they_leave_the_window() -> None:
@@ -84,8 +88,12 @@ def test_a_span_resent_in_another_request_is_stored_once() -> None:
     assert _count(conn) == 30
     assert _insert(conn, d, spans[:5] + spans[:5])["duplicate_spans"] == 10
     assert _count(conn) == 30
+    twice = _spans(3, seed=5)
+    assert _insert(conn, d, twice + twice)["duplicate_spans"] == 0, "one request, two spans"
+    assert _insert(conn, d, twice)["duplicate_spans"] == 3
+    assert _count(conn) == 36
     trace_rows = conn.execute("SELECT count(*) FROM trace_index").fetchone()
-    assert trace_rows == (2,), "a request of only duplicates adds no trace_index row"
+    assert trace_rows == (3,), "a request of only duplicates adds no trace_index row"
 
 
 def test_spans_sharing_an_id_with_other_content_are_all_kept() -> None:
@@ -108,3 +116,15 @@ def test_the_window_rebuilt_from_the_store_recognises_earlier_spans() -> None:
     assert restarted.load(conn, BASE_NS) == 40
     assert _insert(conn, restarted, spans[30:])["duplicate_spans"] == 10
     assert _count(conn) == 50
+
+
+def test_requests_committed_together_are_deduplicated_against_each_other() -> None:
+    conn, d = _store(), SpanDedupe()
+    spans = _spans(15, seed=3)
+    batches = [
+        Batch(decode(Kind.OTLP_TRACES_PROTO, request(part), BASE_NS, {}), None, BASE_NS)
+        for part in (spans[:10], spans[5:], spans[:10])
+    ]
+    counts = insert_batches(conn, batches, d)
+    assert (counts["spans"], counts["duplicate_spans"]) == (15, 15)
+    assert _count(conn) == 15
