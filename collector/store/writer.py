@@ -30,7 +30,10 @@ __all__ = ["Batch", "StoreWriter", "insert_batches", "read_barrier"]
 
 _log = logging.getLogger(__name__)
 _TRACE_ID = "((trace_hi::UHUGEINT << 64) | trace_lo::UHUGEINT)"
-_MAX_GROUP_ROWS = 100_000
+_MAX_GROUP_ROWS = 130_000
+_MIN_GROUP_ROWS = 50_000
+_LINGER_S = 0.25
+_BUSY_S = 0.3
 
 
 @dataclass
@@ -83,9 +86,13 @@ def insert_batches(
                 _insert(conn, name)
             finally:
                 conn.unregister("incoming")
-        digests = [(b.digest, b.received_ns) for b in batches if b.digest]
+        digests = [b for b in batches if b.digest]
         if digests:
-            conn.executemany("INSERT INTO request_digests VALUES (?, ?)", digests)
+            # One statement (executemany runs one per row, ~0.5 ms each).
+            conn.execute(
+                "INSERT INTO request_digests SELECT unnest(?::BLOB[]), unnest(?::BIGINT[])",
+                [[b.digest for b in digests], [b.received_ns for b in digests]],
+            )
         pos = max(b.position for b in batches)
         if pos:
             conn.execute("INSERT OR REPLACE INTO ingest_state VALUES ('wal_position', ?)", [pos])
@@ -178,6 +185,7 @@ class StoreWriter:
         self._running.set()
         self._pending = 0
         self._lock = threading.Lock()
+        self._last_commit = 0.0
         self.submitted = 0
         """Log position of the last batch handed over (acknowledged)."""
         self.committed = 0
@@ -229,11 +237,22 @@ class StoreWriter:
             group = [first]
             rows = first.decoded.accepted
             stop = False
+            # Group commit: under sustained load, linger briefly for more batches, since a
+            # DuckDB insert costs far less per row in large groups. A lone request after a
+            # quiet spell is committed at once.
+            busy = time.monotonic() - self._last_commit < _BUSY_S
+            deadline = time.monotonic() + (_LINGER_S if busy else 0.0)
             while rows < _MAX_GROUP_ROWS:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    wait = deadline - time.monotonic()
+                    if rows >= _MIN_GROUP_ROWS or wait <= 0:
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=wait)
+                    except queue.Empty:
+                        break
                 if nxt is None:
                     stop = True
                     break
@@ -259,6 +278,7 @@ class StoreWriter:
             self._release(group)
             return
         self._metrics.write_seconds.observe(time.perf_counter() - t0)
+        self._last_commit = time.monotonic()
         for signal, table in (("traces", "spans"), ("logs", "logs"), ("metrics", "metric_points")):
             if table in counts:
                 self._metrics.sent(signal, counts[table])
