@@ -37,6 +37,7 @@ from collector.receivers.scrape import Scraper, parse_target
 from collector.receivers.zipkin import ZipkinReceiver
 from collector.selfmetrics import SelfMetrics
 from collector.settings import CollectorSettings
+from collector.store.compact import compact_store
 from collector.store.dedupe import SpanDedupe
 from collector.store.gate import MemoryGate
 from collector.store.retention import Retention, used_bytes
@@ -50,13 +51,17 @@ _log = logging.getLogger(__name__)
 _REPLAY_GROUP_ROWS = 100_000
 
 
-def _connect(settings: CollectorSettings) -> duckdb.DuckDBPyConnection:
+def _config(settings: CollectorSettings) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if settings.duckdb_threads > 0:
         config["threads"] = settings.duckdb_threads
     if settings.duckdb_memory:
         config["memory_limit"] = settings.duckdb_memory
-    conn = duckdb.connect(str(settings.db_path), config=config)
+    return config
+
+
+def _connect(settings: CollectorSettings) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect(str(settings.db_path), config=_config(settings))
     create_schema(conn)
     return conn
 
@@ -108,6 +113,8 @@ class Collector:
     @classmethod
     def build(cls, settings: CollectorSettings) -> Collector:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        retention = Retention(settings.retention_ns, settings.max_size)
+        compact_store(settings.db_path, retention, _config(settings))
         conn = _connect(settings)
         wal = WriteAheadLog(settings.wal_dir, fsync=settings.wal_fsync)
         t0 = time.monotonic()
@@ -123,7 +130,6 @@ class Collector:
         metrics = SelfMetrics()
         gate = MemoryGate(settings.queue_bytes)
         metrics.queue_capacity.set(settings.queue_bytes)
-        retention = Retention(settings.retention_ns, settings.max_size)
         writer = StoreWriter(conn.cursor(), gate, metrics, retention, wal.drop_before, dedupe)
         wal.sync_seconds = metrics.wal_sync_seconds.observe
         pipeline = Pipeline(wal, writer, gate, metrics)

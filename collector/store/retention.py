@@ -3,7 +3,8 @@
 Age counts from ``received_ns``, not from the telemetry's own timestamps, so a 2017
 fixture loaded today is kept for the whole retention period. Size: when the data blocks in
 use pass ``max_size``, the oldest arrivals are deleted until about 90% remain used; DuckDB
-reuses the freed blocks, so the file stops growing (it does not shrink on disk).
+reuses the freed blocks, so the file stops growing while running, and a file left over the
+limit is rewritten smaller at the next start (store/compact.py).
 """
 
 from __future__ import annotations
