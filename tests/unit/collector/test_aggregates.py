@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from collector.query import aggregates
 from collector.query.aggregates import _red
 from collector.query.compare import compare
 from collector.query.params import Bounds, format_ns
@@ -39,6 +40,17 @@ def _group_of(s: S, key: str) -> str | None:
     if value is None:
         return None
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def test_red_by_a_generic_attribute_matches_the_one_pass_answer_shape(
+    conn: duckdb.DuckDBPyConnection, spans: list[S]
+) -> None:
+    got = _red(conn, {**RANGE, "groupBy": "peer.tier", "step": "10m", "limit": "2"}, BOUNDS, NOW)
+    tiers = Counter(_group_of(s, "peer.tier") for s in spans)
+    assert [(x["group"], x["count"]) for x in got["series"]] == sorted(
+        tiers.items(), key=lambda kv: (-kv[1], kv[0] is None, str(kv[0]))
+    )[:2]
+    assert got["truncated"] is True
 
 
 def test_red_points_are_exact_per_group_and_minute(
@@ -77,8 +89,13 @@ def test_red_points_are_exact_per_group_and_minute(
             assert point["max_ms"] == pytest.approx(max(in_step) / 1e6)
 
 
+@pytest.mark.parametrize("one_pass", [True, False])
 @pytest.mark.parametrize("operation", ["", "SELECT items"])
-def test_red_keeps_only_the_busiest_groups(conn: duckdb.DuckDBPyConnection, operation: str) -> None:
+def test_red_keeps_only_the_busiest_groups(
+    conn: duckdb.DuckDBPyConnection, operation: str, one_pass: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not one_pass:  # the path for keys of unknown cardinality: count pass, then quantiles
+        monkeypatch.setattr(aggregates, "_FEW_VALUES", set())
     q = {**RANGE, "groupBy": "app.shard.id", "step": "5m", "operation": operation}
     full = _red(conn, q, BOUNDS, NOW)
     has_null = full["series"][0]["group"] is None  # server and cache spans carry no shard
