@@ -186,6 +186,8 @@ class StoreWriter:
         self._pending = 0
         self._lock = threading.Lock()
         self._last_commit = 0.0
+        self.hurry = False
+        """Set by a waiting query: commit what is queued now instead of lingering."""
         self.submitted = 0
         """Log position of the last batch handed over (acknowledged)."""
         self.committed = 0
@@ -247,17 +249,18 @@ class StoreWriter:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     wait = deadline - time.monotonic()
-                    if rows >= _MIN_GROUP_ROWS or wait <= 0:
+                    if rows >= _MIN_GROUP_ROWS or wait <= 0 or self.hurry:
                         break
                     try:
-                        nxt = self._queue.get(timeout=wait)
+                        nxt = self._queue.get(timeout=min(wait, 0.01))
                     except queue.Empty:
-                        break
+                        continue
                 if nxt is None:
                     stop = True
                     break
                 group.append(nxt)
                 rows += nxt.decoded.accepted
+            self.hurry = False
             self._commit(group)
             if time.monotonic() - last_retention >= self._retention.every_s:
                 self._enforce_retention()
@@ -321,6 +324,7 @@ async def read_barrier(writer: StoreWriter, timeout_s: float = 1.0) -> None:
     target = writer.submitted
     if writer.committed >= target:
         return
+    writer.hurry = True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while writer.committed < target and loop.time() < deadline:
