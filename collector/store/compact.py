@@ -50,7 +50,16 @@ def compact_store(path: Path, retention: Retention, config: dict[str, Any]) -> b
     for _ in range(3):
         if retention.max_size <= 0 or not path.exists():
             break
-        if path.stat().st_size <= retention.max_size or not _rewrite(path, retention, config):
+        if path.stat().st_size <= retention.max_size:
+            break
+        try:
+            if not _rewrite(path, retention, config):
+                break
+        except (duckdb.Error, OSError):
+            # A full disk or an unreadable file: start on the file as it is (a corrupt
+            # file then fails with DuckDB's own message, as it would have without this).
+            _log.exception("compacting %s failed; keeping it as it is", path)
+            path.with_name(path.name + ".compact").unlink(missing_ok=True)
             break
         replaced = True
     return replaced
