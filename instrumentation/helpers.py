@@ -60,10 +60,14 @@ def shard_span(
 
     On exit: ``app.pool.wait_ms`` on the span, and ``db_client_operation_duration_seconds``
     (whole block, with an exemplar) and ``app_shard_pool_wait_seconds`` observed.
-    An exception is recorded on the span (status ERROR) and re-raised.
+    An exception is recorded on the span (status ERROR, ``error.type``), labels the
+    duration with ``error_type`` and is re-raised. A ``BaseException`` that is not an
+    ``Exception`` (a cancelled sibling of a failed fan-out, ``KeyboardInterrupt``) is no
+    error of this query: the SDK leaves such a span's status unset, and so do we.
     """
     shard = str(shard_id)
     started = time.perf_counter()
+    error_type = ""
     with _tracer().start_as_current_span(
         f"{operation} {collection}",
         kind=SpanKind.CLIENT,
@@ -78,24 +82,27 @@ def shard_span(
         query = ShardQuery(span)
         try:
             yield query
-        except BaseException as exc:  # the SDK records it and sets ERROR on the way out
-            span.set_attribute("error.type", type(exc).__qualname__)
+        except Exception as exc:  # the SDK records it and sets ERROR on the way out
+            error_type = type(exc).__qualname__
+            span.set_attribute("error.type", error_type)
             raise
         finally:
             span.set_attribute("app.pool.wait_ms", query.pool_wait_s * 1000.0)
-            _observe_shard(span, system, operation, shard, time.perf_counter() - started, query)
+            labels = (system, operation, shard, error_type)
+            _observe_shard(span, labels, time.perf_counter() - started, query)
 
 
 def _observe_shard(
-    span: Span, system: str, operation: str, shard: str, duration: float, query: ShardQuery
+    span: Span, labels: tuple[str, str, str, str], duration: float, query: ShardQuery
 ) -> None:
+    """``labels``: system, operation, shard id, error type ("" on success)."""
     telemetry = current()
     metrics = telemetry.metrics if telemetry is not None else None
     if metrics is None:
         return
     exemplar = None if metrics.multiprocess else _exemplar(span)
-    metrics.db_duration.labels(system, operation, shard).observe(duration, exemplar)
-    metrics.pool_wait.labels(shard).observe(max(0.0, float(query.pool_wait_s)))
+    metrics.db_duration.labels(*labels).observe(duration, exemplar)
+    metrics.pool_wait.labels(labels[2]).observe(max(0.0, float(query.pool_wait_s)))
 
 
 @dataclass

@@ -154,7 +154,8 @@ class TelemetryMetrics:
             Histogram(
                 "db_client_operation_duration_seconds",
                 "Duration of database client operations (pool wait included).",
-                ["db_system_name", "db_operation_name", "app_shard_id"],
+                # error_type is empty on success, so errors per shard need no trace sample.
+                ["db_system_name", "db_operation_name", "app_shard_id", "error_type"],
                 buckets=DB_BUCKETS,
                 registry=r,
             ),

@@ -23,7 +23,12 @@ def test_shard_span_records_query_and_pool_wait(tel: TestTelemetry) -> None:
         "app.shard.id": "2",
         "app.pool.wait_ms": pytest.approx(4.0),
     }
-    labels = {"db_system_name": "postgresql", "db_operation_name": "SELECT", "app_shard_id": "2"}
+    labels = {
+        "db_system_name": "postgresql",
+        "db_operation_name": "SELECT",
+        "app_shard_id": "2",
+        "error_type": "",
+    }
     assert tel.sample("db_client_operation_duration_seconds_count", labels) == 1
     assert tel.sample("app_shard_pool_wait_seconds_sum", {"app_shard_id": "2"}) == pytest.approx(
         0.004
@@ -41,6 +46,63 @@ def test_shard_span_error_is_recorded_and_reraised(tel: TestTelemetry) -> None:
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "TimeoutError"
     assert any(e.name == "exception" for e in span.events)
+
+
+def _db_count(tel: TestTelemetry, shard: str, error_type: str) -> float | None:
+    labels = {
+        "db_system_name": "sqlite",
+        "db_operation_name": "SELECT",
+        "app_shard_id": shard,
+        "error_type": error_type,
+    }
+    return tel.sample("db_client_operation_duration_seconds_count", labels)
+
+
+def test_a_failed_shard_query_labels_its_duration_with_the_error_type(tel: TestTelemetry) -> None:
+    """Errors per shard come from the app's own histogram: ``error_type`` is the exception's
+    class on failure and empty on success (one series each)."""
+    with shard_span(1, "shard_1"):
+        pass
+    with pytest.raises(TimeoutError), shard_span(1, "shard_1"):
+        raise TimeoutError("pool exhausted")
+    assert _db_count(tel, "1", "") == 1
+    assert _db_count(tel, "1", "TimeoutError") == 1
+    body, _ = tel.scrape()
+    assert 'error_type="TimeoutError"' in body
+    assert tel.sample("app_shard_pool_wait_seconds_count", {"app_shard_id": "1"}) == 2
+
+
+def test_a_cancelled_shard_query_is_not_an_error(tel: TestTelemetry) -> None:
+    """A sibling cancelled because another shard failed: neither the span nor the metric
+    counts it as a failure (the SDK leaves the status unset for a BaseException)."""
+    import asyncio
+
+    with pytest.raises(asyncio.CancelledError), shard_span(3, "shard_3"):
+        raise asyncio.CancelledError
+    (span,) = tel.spans()
+    assert span.status.status_code is StatusCode.UNSET
+    assert "error.type" not in span.attributes
+    assert _db_count(tel, "3", "") == 1
+
+
+def test_error_types_past_the_cardinality_limit_fold_into_the_overflow_series() -> None:
+    from instrumentation.metrics import OVERFLOW
+    from instrumentation.testing import telemetry_for_tests
+
+    with telemetry_for_tests(service_name="unit", cardinality_limit=3) as t:
+        for name in ("E1", "E2", "E3", "E4"):
+            error = type(name, (Exception,), {})
+            with pytest.raises(error), shard_span(0, "shard_0"):
+                raise error
+        assert _db_count(t, "0", "E1") == 1
+        assert _db_count(t, "0", "E2") == 1
+        overflow = {
+            "db_system_name": OVERFLOW,
+            "db_operation_name": OVERFLOW,
+            "app_shard_id": OVERFLOW,
+            "error_type": OVERFLOW,
+        }
+        assert t.sample("db_client_operation_duration_seconds_count", overflow) == 2
 
 
 def test_cache_lookup_counts_hits_and_misses(tel: TestTelemetry) -> None:
