@@ -37,10 +37,7 @@ from dashboard.sources.prometheus import PrometheusClient, counter_steps, select
 from dashboard.sources.promhist import HTTP_METRIC, cache_frame, histogram_frame, red_frame
 from dashboard.sources.query import LogQuery, SpanFilter, TimeWindow, TraceQuery
 from dashboard.sources.sampled import compare_spans, duration_ranks, operation_times
-from dashboard.sources.shared import (
-    sample_traces,
-    shard_errors_from_traces,
-)
+from dashboard.sources.shared import sample_traces
 
 __all__ = ["KIND", "PrometheusJaegerLokiSource"]
 
@@ -210,13 +207,21 @@ class PrometheusJaegerLokiSource:
             frame = frame.merge(mean.rename(columns={"app_shard_id": "shard_id"}), how="left")
         else:
             frame["pool_wait_mean_ms"] = math.nan
-        # The DB histogram has no status label: error shares come from sampled traces.
-        traces = sample_traces(self, window)
-        shares = shard_errors_from_traces(traces)
-        frame["errors"] = (frame["queries"] * frame["shard_id"].map(shares).fillna(0.0)).round()
-        frame["errors"] = frame["errors"].astype(int)
-        note = f"errors per shard estimated from {len(traces)} sampled traces"
-        return Frame(frame, note)
+        # A failed operation carries its exception's class in error_type (docs/telemetry.md).
+        failed = self.prom.query_range(
+            "sum by (app_shard_id, instance) "
+            f"({selector('db_client_operation_duration_seconds_count', error_type='.+')})",
+            window,
+        )
+        errors = counter_steps(failed, window)
+        if errors.empty:
+            frame["errors"] = 0
+        else:
+            per_step = errors.groupby(["ts", "app_shard_id"])["increase"].sum()
+            per_step = per_step.rename("errors").reset_index()
+            frame = frame.merge(per_step.rename(columns={"app_shard_id": "shard_id"}), how="left")
+            frame["errors"] = frame["errors"].fillna(0).round().astype(int)
+        return Frame(frame[list(SHARD_FRAME)])
 
     def cache_stats(self, window: TimeWindow) -> Frame:
         result = self.prom.query_range(

@@ -12,7 +12,7 @@ import pandas as pd
 from dashboard.sources.model import Trace
 from dashboard.sources.query import TimeWindow, TraceQuery
 
-__all__ = ["pool_wait_from_traces", "sample_traces", "shard_errors_from_traces", "ts_col"]
+__all__ = ["pool_wait_from_traces", "sample_traces", "ts_col"]
 
 #: Traces a sample holds at most, and the number of time slices it is spread over.
 SAMPLE_SIZE = 200
@@ -90,17 +90,3 @@ def pool_wait_from_traces(traces: Sequence[Trace], window: TimeWindow) -> pd.Dat
     frame = pd.DataFrame(rows)
     out = frame.groupby(["ts", "shard_id"])["wait"].mean().rename("pool_wait_mean_ms")
     return out.reset_index()
-
-
-def shard_errors_from_traces(traces: Sequence[Trace]) -> dict[str, float]:
-    """shard id → share of its sampled query spans that failed."""
-    total: dict[str, int] = {}
-    failed: dict[str, int] = {}
-    for t in traces:
-        for s in t.spans:
-            shard = s.attributes.get("app.shard.id")
-            if shard is None:
-                continue
-            total[str(shard)] = total.get(str(shard), 0) + 1
-            failed[str(shard)] = failed.get(str(shard), 0) + (s.status_code == 2)
-    return {k: failed[k] / n for k, n in total.items() if n}

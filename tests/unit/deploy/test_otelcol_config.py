@@ -159,7 +159,7 @@ def test_self_metrics_are_exposed_where_prometheus_scrapes_them() -> None:
     assert jobs["otelcol"]["static_configs"][0]["targets"] == ["otelcol:8888"]
 
 
-def test_spanmetrics_names_match_what_jaeger_and_the_dashboards_query() -> None:
+def test_spanmetrics_names_match_what_jaegers_monitor_tab_queries() -> None:
     """traces.span.metrics.calls → traces_span_metrics_calls_total in Prometheus."""
     spanmetrics = _config()["connectors"]["spanmetrics"]
     assert spanmetrics["namespace"] == "traces.span.metrics"
