@@ -27,6 +27,7 @@ from narrows.ports import PortInUse, PortPlan
 __all__ = ["ChildSpec", "Supervisor", "add_arguments", "run"]
 
 STOP_TIMEOUT_S = 8.0
+SCRAPE_INTERVAL = "5s"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -232,7 +233,8 @@ def plan_children(args: argparse.Namespace, ports: PortPlan, data_dir: Path) -> 
             "--query-port",
             str(ports.query),
             "--scrape",
-            f"http://{host}:{ports.demo}/metrics",
+            # Every 5 s: the Shards page's pool wait comes from this histogram.
+            f"http://{host}:{ports.demo}/metrics,{SCRAPE_INTERVAL}",
         ],
         f"http://{host}:{ports.query}/healthz",
     )
@@ -248,7 +250,7 @@ def plan_children(args: argparse.Namespace, ports: PortPlan, data_dir: Path) -> 
             *_demo_options(args),
         ],
         f"http://{host}:{ports.demo}/healthz",
-        env=_otel_env(ports),
+        env={**_otel_env(ports), **_demo_env()},
     )
     dashboard = ChildSpec(
         "dashboard",
@@ -272,6 +274,12 @@ def _otel_env(ports: PortPlan) -> dict[str, str]:
         # Traces show up within about a second instead of the SDK's default five.
         "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "1000"),
     }
+
+
+def _demo_env() -> dict[str, str]:
+    """The demo logs one access line per request (as OTLP logs too), so every trace on the
+    dashboard has logs to show; ``NARROWS_ACCESS_LOG=false`` turns it off."""
+    return {"NARROWS_ACCESS_LOG": os.environ.get("NARROWS_ACCESS_LOG", "true")}
 
 
 def _demo_options(args: argparse.Namespace) -> list[str]:

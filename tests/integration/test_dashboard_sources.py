@@ -48,6 +48,8 @@ SLOW_MS = 40
 SPAN_SLACK_MS = 2.0
 GETS = "GET /items/{item_id}"
 STEP_S = 2
+#: Both scrapers every half second, so waiting for a scrape is short (two spellings).
+PROMETHEUS_SCRAPE, COLLECTOR_SCRAPE = "500ms", "0.5s"
 
 
 @dataclass
@@ -126,9 +128,8 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
     port = free_port()
     demo_url = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
-        col = stack.enter_context(
-            collector_proc(tmp / "collector", "--scrape", f"{demo_url}/metrics,1s")
-        )
+        collector_port = free_port()
+        # The demo boots while the collector and Prometheus start; it retries its exports.
         demo = OwnedProcess.start(
             "demo",
             narrows_cmd(
@@ -144,7 +145,7 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
             ),
             tmp / "logs",
             env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": col.otlp_url,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_port}",
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                 "OTEL_BSP_SCHEDULE_DELAY": "200",
                 "OTEL_BLRP_SCHEDULE_DELAY": "200",
@@ -152,7 +153,17 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
             },
         )
         stack.callback(demo.stop)
-        prom = stack.enter_context(prometheus_server(tmp / "prometheus", [f"127.0.0.1:{port}"]))
+        col = stack.enter_context(
+            collector_proc(
+                tmp / "collector",
+                "--scrape",
+                f"{demo_url}/metrics,{COLLECTOR_SCRAPE}",
+                otlp_port=collector_port,
+            )
+        )
+        prom = stack.enter_context(
+            prometheus_server(tmp / "prometheus", [f"127.0.0.1:{port}"], PROMETHEUS_SCRAPE)
+        )
         loki = stack.enter_context(loki_replay())
         wait_http(f"{demo_url}/healthz", 60, demo)
         narrows = NarrowsSource(col.query_url)
@@ -174,12 +185,18 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
         _drive(driver, demo_url)
         work = driver.work
         _wait_scraped(narrows, prom, 2 + len(work.trace_ids), began)
-        traces = {t: Trace(t, []) for t in work.trace_ids}
-        for trace_id in work.trace_ids:
-            wait_trace(col.query_url, trace_id, timeout=20)
-            found = narrows.get_trace(trace_id)
-            assert found is not None
-            traces[trace_id] = found
+        wait_trace(col.query_url, work.trace_ids[-1], timeout=20)  # exported in order
+        traces: dict[str, Trace] = {}
+
+        def stored() -> bool:
+            for trace_id in [t for t in work.trace_ids if t not in traces]:
+                found = narrows.get_trace(trace_id)
+                if found is None:
+                    return False
+                traces[trace_id] = found
+            return True
+
+        wait_for(stored, 20, "every trace of the workload")
 
         def logged() -> bool:
             logs = narrows.logs(LogQuery(window=TimeWindow.last(5), limit=1000))

@@ -40,10 +40,15 @@ class CollectorProc:
 
 @contextmanager
 def collector_proc(
-    data_dir: Path, *extra: str, env: dict[str, str] | None = None, name: str = "collector"
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    name: str = "collector",
+    otlp_port: int | None = None,
 ) -> Iterator[CollectorProc]:
-    """`narrows collector` on free ports, stopped (SIGTERM) at the end."""
-    otlp, zipkin, query = free_port(), free_port(), free_port()
+    """`narrows collector` on free ports (``otlp_port`` when a sender started first needs
+    it), stopped (SIGTERM) at the end."""
+    otlp, zipkin, query = otlp_port or free_port(), free_port(), free_port()
     proc = OwnedProcess.start(
         name,
         narrows_cmd(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from narrows.cli import build_parser
 from narrows.ports import PortPlan
 from narrows.supervisor import load_child, plan_children
@@ -42,3 +44,28 @@ def test_the_load_child_runs_until_stopped_and_exports_to_our_collector() -> Non
     child = load_child(_ports())
     assert child.argv[-4:] == ["--target", "http://127.0.0.1:18000", "--duration", "0"]
     assert child.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:14318"
+
+
+def test_up_has_the_demo_log_every_request_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dashboard's Logs page and a trace's inline logs need the demo to log something
+    for ordinary requests: its access line (stdout and OTLP)."""
+    args = build_parser("up").parse_args(["up"])
+    monkeypatch.delenv("NARROWS_ACCESS_LOG", raising=False)
+    demo = next(c for c in plan_children(args, _ports(), Path("/tmp/x")) if c.name == "demo")
+    assert demo.env["NARROWS_ACCESS_LOG"] == "true"
+    monkeypatch.setenv("NARROWS_ACCESS_LOG", "false")
+    demo = next(c for c in plan_children(args, _ports(), Path("/tmp/x")) if c.name == "demo")
+    assert demo.env["NARROWS_ACCESS_LOG"] == "false"
+
+
+def test_up_has_the_collector_scrape_the_demo_every_five_seconds() -> None:
+    """The Shards page reads pool wait from the scraped histogram: a 15 s default would leave
+    it empty for the first half minute."""
+    args = build_parser("up").parse_args(["up"])
+    collector = next(
+        c for c in plan_children(args, _ports(), Path("/tmp/x")) if c.name == "collector"
+    )
+    scrape = collector.argv[collector.argv.index("--scrape") + 1]
+    assert scrape == "http://127.0.0.1:18000/metrics,5s"
