@@ -99,3 +99,11 @@ def page(name: str, query_url: str, monkeypatch: pytest.MonkeyPatch, **params: s
         at.query_params[key] = value
     at.switch_page(f"pages/{name}.py")
     return at
+
+
+def table(at, *columns: str):  # type: ignore[no-untyped-def]
+    """The first dataframe on the page having these columns (AppTest exposes no keys)."""
+    for d in at.dataframe:
+        if set(columns) <= set(d.value.columns):
+            return d.value
+    raise AssertionError(f"no table with columns {columns}")

@@ -5,6 +5,7 @@ into docs/screenshots/ for the README when NARROWS_UPDATE_SCREENSHOTS=1)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dashboard.sources.narrows import NarrowsSource
+from dashboard.sources.query import TimeWindow
+from tests.e2e.dashboard.conftest import page, table
 from tests.support.procs import wait_for
 from tests.support.stack import UpStack, narrows_up
 
@@ -31,6 +35,7 @@ def _publish(artifact: Path, name: str) -> None:
         shutil.copyfile(artifact, SCREENSHOTS / name)
 
 
+DEMO = "narrows-demo"
 #: url path → (a text the page shows when it has rendered, copied to docs/screenshots/)
 PAGES = {
     "": ("Overview", True),
@@ -98,6 +103,11 @@ def test_each_page_opens_without_errors(
         _no_errors(page)
         if path == "bottlenecks":  # the injected slow shard is the finding to act on
             page.get_by_text("app.shard.id=2").first.wait_for(timeout=30_000)
+        if path == "logs":  # the demo's own lines, shipped over OTLP
+            shown = page.get_by_text(re.compile(r"^\d+ newest lines")).first.inner_text()
+            assert int(shown.split()[0]) > 0, shown
+        if path == "shards":  # pool wait from the scraped histogram, not estimated
+            assert page.get_by_text("estimated from").count() == 0
         name = f"dashboard-{path or 'overview'}.png"
         page.screenshot(path=str(artifacts_dir / name), full_page=True)
         if for_readme:
@@ -129,6 +139,8 @@ def test_trace_page_shows_the_waterfall(
         page.get_by_text(f"Trace {trace_id}").wait_for(timeout=30_000)
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         _no_errors(page)
+        page.get_by_text("Logs of this trace").wait_for(timeout=30_000)
+        assert page.get_by_text("No logs carry this trace id.").count() == 0
         page.screenshot(path=str(artifacts_dir / "dashboard-trace.png"), full_page=True)
         _publish(artifacts_dir / "dashboard-trace.png", "dashboard-trace.png")
     finally:
@@ -155,3 +167,48 @@ def test_dark_theme_renders_the_overview(
         _publish(artifacts_dir / "dashboard-overview-dark.png", "dashboard-overview-dark.png")
     finally:
         page.close()
+
+
+def _demo_trace_with_logs(query_url: str) -> str:
+    logs = httpx.get(
+        f"{query_url}/api/narrows/logs", params={"service": DEMO, "limit": 50}, timeout=5
+    ).json()["logs"]
+    return next(r["traceId"] for r in logs if r.get("traceId"))
+
+
+def test_logs_page_and_trace_view_show_the_demos_logs(
+    stack: UpStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `narrows up --load` the demo's access lines arrive as OTLP logs: the Logs page
+    lists them with links to their traces, and a trace shows its lines inline."""
+    query = stack.endpoints["query"]
+    at = page("logs", query, monkeypatch).run()
+    assert not at.exception
+    logs = table(at, "message", "service", "trace")
+    demo = logs[logs["service"] == DEMO]
+    assert not demo.empty
+    assert demo["trace"].str.fullmatch(r"traces\?trace_id=[0-9a-f]{32}").all()
+    assert "http.request" in set(demo["message"])
+
+    trace_id = _demo_trace_with_logs(query)
+    at = page("traces", query, monkeypatch, trace_id=trace_id).run()
+    assert not at.exception
+    inline = table(at, "message", "level")
+    assert "http.request" in set(inline["message"])
+
+
+def test_shards_page_takes_pool_wait_from_the_scraped_metric(
+    stack: UpStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector scrapes the demo's app_shard_pool_wait_seconds (`narrows up` passes
+    --scrape): the page shows it for every shard, with no sampled-span estimate."""
+    query = stack.endpoints["query"]
+    window = TimeWindow.last(15)
+    frame = NarrowsSource(query).shard_stats(window)
+    assert frame.note is None  # the estimate from sampled spans says so in its note
+    at = page("shards", query, monkeypatch).run()
+    assert not at.exception
+    assert not [c.value for c in at.caption if "estimated" in c.value]
+    rows = table(at, "shard_id", "pool_wait_mean_ms").set_index("shard_id")
+    assert sorted(rows.index) == ["0", "1", "2", "3"]
+    assert rows["pool_wait_mean_ms"].notna().all(), rows

@@ -7,18 +7,10 @@ import json
 
 import pytest
 
-from tests.e2e.dashboard.conftest import BIG_SPANS, Fed, page
+from tests.e2e.dashboard.conftest import BIG_SPANS, Fed, page, table
 from tests.support.dashboard import SERVICE
 
 pytestmark = pytest.mark.e2e
-
-
-def table(at, *columns: str):  # type: ignore[no-untyped-def]
-    """The first dataframe on the page having these columns (AppTest exposes no keys)."""
-    for d in at.dataframe:
-        if set(columns) <= set(d.value.columns):
-            return d.value
-    raise AssertionError(f"no table with columns {columns}")
 
 
 def _texts(at) -> str:  # type: ignore[no-untyped-def]

@@ -161,6 +161,8 @@ def test_the_demo_runs_replicated_behind_the_load_balancer_on_shared_backends() 
         "@postgres:5432/narrows_shard_{i}"
     )
     assert demo["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otlp:4318"
+    # Loki gets a line for every request, so Grafana's trace → logs link has something to show.
+    assert demo["environment"]["NARROWS_ACCESS_LOG"] == "true"
 
 
 def test_profiles_switch_between_the_otel_collector_and_the_embedded_collector() -> None:
