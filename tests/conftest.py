@@ -5,8 +5,10 @@ Under ``CI=true`` a skipped test fails: CI must prove the integration tests ran.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,19 @@ FIXTURES = _find_fixtures()
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("NARROWS_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Streamlit's AppTest scans every installed distribution for components each time a new
+    AppTest runs (over a second here, dozens of times a run). The installed packages cannot
+    change during a run, so the dashboard tests scan once."""
+    if "streamlit" not in sys.modules:
+        return
+    from streamlit.components.v2 import manifest_scanner
+
+    scan = getattr(manifest_scanner, "scan_component_manifests", None)
+    if scan is not None and not hasattr(scan, "cache_info"):
+        manifest_scanner.scan_component_manifests = functools.cache(scan)
 
 
 @pytest.hookimpl(hookwrapper=True)

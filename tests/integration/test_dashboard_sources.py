@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from dashboard.sources.base import Unavailable
 from dashboard.sources.model import Trace
@@ -365,8 +366,6 @@ def test_every_page_renders_on_the_scaled_source(
 ) -> None:
     """The pages on `prometheus+jaeger+loki`: no exception, no error; what the backend
     lacks is a note, not a failure."""
-    from streamlit.testing.v1 import AppTest
-
     monkeypatch.setenv("NARROWS_SOURCE", "prometheus+jaeger+loki")
     monkeypatch.setenv("NARROWS_PROMETHEUS_URL", both.prometheus_url)
     monkeypatch.setenv("NARROWS_JAEGER_URL", both.scaled.jaeger.base_url)
