@@ -217,9 +217,14 @@ class PrometheusJaegerLokiSource:
         if errors.empty:
             frame["errors"] = 0
         else:
-            per_step = errors.groupby(["ts", "app_shard_id"])["increase"].sum()
-            per_step = per_step.rename("errors").reset_index()
-            frame = frame.merge(per_step.rename(columns={"app_shard_id": "shard_id"}), how="left")
+            per_step = (
+                errors.groupby(["ts", "app_shard_id"])["increase"]
+                .sum()
+                .rename("errors")
+                .reset_index()
+                .rename(columns={"app_shard_id": "shard_id"})
+            )
+            frame = frame.merge(per_step, how="left")
             frame["errors"] = frame["errors"].fillna(0).round().astype(int)
         return Frame(frame[list(SHARD_FRAME)])
 

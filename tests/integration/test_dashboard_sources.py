@@ -25,7 +25,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.sources.base import Unavailable
-from dashboard.sources.model import Trace
+from dashboard.sources.model import Span, Trace
 from dashboard.sources.narrows import NarrowsSource
 from dashboard.sources.query import LogQuery, SpanFilter, TimeWindow
 from dashboard.sources.scaled import PrometheusJaegerLokiSource
@@ -235,7 +235,7 @@ def _server(trace: Trace) -> float:
     return root.duration_ms
 
 
-def _shard_spans(traces: dict[str, Trace]) -> list:  # type: ignore[type-arg]
+def _shard_spans(traces: dict[str, Trace]) -> list[Span]:
     return [s for t in traces.values() for s in t.spans if "app.shard.id" in s.attributes]
 
 
