@@ -18,7 +18,7 @@ from dashboard.sources.narrows import NarrowsSource
 from dashboard.sources.query import TimeWindow
 from tests.e2e.dashboard.conftest import page, table
 from tests.support.procs import wait_for
-from tests.support.stack import UpStack, narrows_up
+from tests.support.stack import UpStack, narrows_up, wait_trace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -170,10 +170,14 @@ def test_dark_theme_renders_the_overview(
 
 
 def _demo_trace_with_logs(query_url: str) -> str:
+    """A demo request's trace that has logs, stored by now: the oldest of the 50 newest lines
+    (a line can arrive before its trace's spans)."""
     logs = httpx.get(
         f"{query_url}/api/narrows/logs", params={"service": DEMO, "limit": 50}, timeout=5
     ).json()["logs"]
-    return next(r["traceId"] for r in logs if r.get("traceId"))
+    trace_id = [r["traceId"] for r in logs if r.get("traceId")][-1]
+    wait_trace(query_url, trace_id, timeout=10)
+    return str(trace_id)
 
 
 def test_logs_page_and_trace_view_show_the_demos_logs(
@@ -193,6 +197,7 @@ def test_logs_page_and_trace_view_show_the_demos_logs(
     trace_id = _demo_trace_with_logs(query)
     at = page("traces", query, monkeypatch, trace_id=trace_id).run()
     assert not at.exception
+    assert at.subheader[0].value == f"Trace {trace_id}", [w.value for w in at.warning]
     inline = table(at, "message", "level")
     assert "http.request" in set(inline["message"])
 
