@@ -21,9 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["SERVICE", "Workload", "WorkloadMetrics", "feed_workload"]
+__all__ = ["SERVICE", "Workload", "feed_workload"]
 
 SERVICE = "shop"
 SLOW_SHARD = "2"
@@ -45,45 +44,6 @@ class Workload:
     cache_misses: int = 0
 
 
-class WorkloadMetrics:
-    """The workload's metrics under docs/telemetry.md's names, with trace exemplars, in a
-    registry of their own (serve it with ``prometheus_client.start_http_server``)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.http = Histogram(
-            "http_server_request_duration_seconds",
-            "HTTP server request duration.",
-            ["http_request_method", "http_route", "http_response_status_code"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10),
-            registry=r,
-        )
-        self.db = Histogram(
-            "db_client_operation_duration_seconds",
-            "DB operation duration (pool wait included).",
-            ["db_system_name", "db_operation_name", "app_shard_id"],
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10),
-            registry=r,
-        )
-        self.wait = Histogram(
-            "app_shard_pool_wait_seconds",
-            "Pool wait.",
-            ["app_shard_id"],
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10),
-            registry=r,
-        )
-        self.cache = Counter("app_cache_lookups", "Cache lookups.", ["cache", "result"], registry=r)
-        Gauge(
-            "target_info", "Resource.", ["service_name", "service_instance_id"], registry=r
-        ).labels(SERVICE, "shop-1").set(1)
-
-
-def _exemplar(span: trace_api.Span) -> dict[str, str]:
-    ctx = span.get_span_context()
-    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
-
-
 def _shard_ms(shard: str) -> tuple[float, float]:
     """(pool wait, query time) in ms: the slow shard queues and works longer."""
     return (30.0, 40.0) if shard == SLOW_SHARD else (0.5, 3.0)
@@ -93,10 +53,8 @@ def feed_workload(
     otlp_url: str,
     requests: int = 120,
     spacing_ms: float = 1500,
-    metrics: WorkloadMetrics | None = None,
 ) -> Workload:
-    """Send ``requests`` traces ending about now (and record the same requests in
-    ``metrics`` when given); returns what was sent."""
+    """Send ``requests`` traces ending about now; returns what was sent."""
     resource = Resource.create({"service.name": SERVICE, "service.instance.id": "shop-1"})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
@@ -151,16 +109,14 @@ def feed_workload(
             t += MS // 5
             work.cache_hits += hit
             work.cache_misses += not hit
-            if metrics:
-                metrics.cache.labels("items", "hit" if hit else "miss").inc()
             if not hit:
-                t = _query(tracer, ctx, t, str(i % 4), "SELECT", work, metrics)
+                t = _query(tracer, ctx, t, str(i % 4), "SELECT", work)
         elif kind == "search":
-            ends = [_query(tracer, ctx, t, str(s), "SELECT", work, metrics) for s in range(4)]
+            ends = [_query(tracer, ctx, t, str(s), "SELECT", work) for s in range(4)]
             t = max(ends)
         else:
             for step in range(2):
-                t = _query(tracer, ctx, t, str((i + step) % 4), "INSERT", work, metrics)
+                t = _query(tracer, ctx, t, str((i + step) % 4), "INSERT", work)
         end = t + MS
         status = 500 if failed else (201 if kind == "order" else 200)
         server.set_attribute("http.response.status_code", status)
@@ -191,10 +147,6 @@ def feed_workload(
             )
             work.logs += 1
         server.end(end)
-        if metrics:
-            metrics.http.labels(method, route, str(status)).observe(
-                (end - t0) / 1e9, exemplar=_exemplar(server)
-            )
         trace_id = format(server.get_span_context().trace_id, "032x")
         work.by_route.setdefault(name, []).append(trace_id)
         work.durations_ms[trace_id] = (end - t0) / MS
@@ -210,7 +162,6 @@ def _query(
     shard: str,
     operation: str,
     work: Workload,
-    metrics: WorkloadMetrics | None = None,
 ) -> int:
     wait, query = _shard_ms(shard)
     end = t + int((wait + query) * MS)
@@ -229,10 +180,5 @@ def _query(
         },
     )
     span.end(end)
-    if metrics:
-        metrics.db.labels("sqlite", operation, shard).observe(
-            (wait + query) / 1000, exemplar=_exemplar(span)
-        )
-        metrics.wait.labels(shard).observe(wait / 1000)
     work.shard_queries[shard] = work.shard_queries.get(shard, 0) + 1
     return end
