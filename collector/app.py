@@ -33,13 +33,17 @@ from collector.query.params import Bounds
 from collector.query.runner import QueryRunner
 from collector.query.signals import SignalsApi
 from collector.receivers.otlp import OtlpReceiver
+from collector.receivers.refusal import RefusalKnob, refusal_counter
 from collector.receivers.scrape import Scraper, parse_target
 from collector.receivers.zipkin import ZipkinReceiver
 from collector.selfmetrics import SelfMetrics
+from collector.series_limit import SeriesLimiter
 from collector.settings import CollectorSettings
 from collector.store.compact import compact_store
 from collector.store.dedupe import SpanDedupe
 from collector.store.gate import MemoryGate
+from collector.store.handle import StoreHandle
+from collector.store.health import StorageHealth
 from collector.store.retention import Retention, used_bytes
 from collector.store.schema import create_schema
 from collector.store.wal import WriteAheadLog
@@ -58,12 +62,6 @@ def _config(settings: CollectorSettings) -> dict[str, Any]:
     if settings.duckdb_memory:
         config["memory_limit"] = settings.duckdb_memory
     return config
-
-
-def _connect(settings: CollectorSettings) -> duckdb.DuckDBPyConnection:
-    conn = duckdb.connect(str(settings.db_path), config=_config(settings))
-    create_schema(conn)
-    return conn
 
 
 def replay(
@@ -101,7 +99,7 @@ class Collector:
     """The collector's parts; ``close`` stores everything acknowledged, then stops."""
 
     settings: CollectorSettings
-    conn: duckdb.DuckDBPyConnection
+    store: StoreHandle
     wal: WriteAheadLog
     writer: StoreWriter
     pipeline: Pipeline
@@ -115,7 +113,8 @@ class Collector:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         retention = Retention(settings.retention_ns, settings.max_size)
         compact_store(settings.db_path, retention, _config(settings))
-        conn = _connect(settings)
+        store = StoreHandle(settings.db_path, _config(settings), on_open=create_schema)
+        conn = store.conn
         wal = WriteAheadLog(settings.wal_dir, fsync=settings.wal_fsync)
         t0 = time.monotonic()
         dedupe = SpanDedupe()
@@ -130,9 +129,12 @@ class Collector:
         metrics = SelfMetrics()
         gate = MemoryGate(settings.queue_bytes)
         metrics.queue_capacity.set(settings.queue_bytes)
-        writer = StoreWriter(conn.cursor(), gate, metrics, retention, wal.drop_before, dedupe)
+        health = StorageHealth(settings.data_dir, metrics.registry)
+        writer = StoreWriter(store, gate, metrics, retention, wal.drop_before, health, dedupe)
         wal.sync_seconds = metrics.wal_sync_seconds.observe
-        pipeline = Pipeline(wal, writer, gate, metrics)
+        wal.health = health
+        limiter = SeriesLimiter(settings.max_series_per_metric, settings.max_series)
+        pipeline = Pipeline(wal, writer, gate, metrics, health, limiter)
         for (digest,) in conn.execute(
             "SELECT digest FROM request_digests ORDER BY received_ns DESC LIMIT 100000"
         ).fetchall()[::-1]:
@@ -144,11 +146,24 @@ class Collector:
         bounds = Bounds(max_range_ns=settings.query_max_range_ns)
         token = settings.token
 
-        otlp_app = Starlette(routes=OtlpReceiver(pipeline, settings.max_request_bytes).routes())
-        zipkin_app = Starlette(routes=ZipkinReceiver(pipeline, settings.max_request_bytes).routes())
+        otlp_app: ASGIApp = Starlette(
+            routes=OtlpReceiver(pipeline, settings.max_request_bytes).routes()
+        )
+        zipkin_app: ASGIApp = Starlette(
+            routes=ZipkinReceiver(pipeline, settings.max_request_bytes).routes()
+        )
+        if settings.test_refuse_ratio > 0:
+            knob = (
+                settings.test_refuse_ratio,
+                settings.test_refuse_for_s,
+                settings.test_refuse_every_s,
+                refusal_counter(metrics.registry),
+            )
+            otlp_app = RefusalKnob(otlp_app, *knob, "otlp", seed=1)
+            zipkin_app = RefusalKnob(zipkin_app, *knob, "zipkin", seed=2)
         collector = cls(
             settings,
-            conn,
+            store,
             wal,
             writer,
             pipeline,
@@ -162,7 +177,9 @@ class Collector:
 
     def _query_app(self, bounds: Bounds) -> Starlette:
         runner = QueryRunner(
-            self.conn, self.settings.query_timeout_s, barrier=lambda: read_barrier(self.writer)
+            self.store.cursor,
+            self.settings.query_timeout_s,
+            barrier=lambda: read_barrier(self.writer),
         )
 
         async def healthz(_: Request) -> JSONResponse:
@@ -212,6 +229,8 @@ class Collector:
             "used_bytes": used_bytes(cur),
             "wal_bytes": self.wal.size_bytes(),
             "max_size_bytes": self.settings.max_size,
+            "free_bytes": self.pipeline.health.free_bytes(),
+            "failing": self.pipeline.health.failing(),
             "retention_s": self.settings.retention_ns / 1e9,
         }
         out["ingest"] = {
@@ -224,9 +243,7 @@ class Collector:
     def close(self) -> None:
         self.wal.stop()
         self.writer.stop()
-        with contextlib.suppress(duckdb.Error):
-            self.conn.execute("CHECKPOINT")
-        self.conn.close()
+        self.store.close()
 
 
 class _Server(uvicorn.Server):
@@ -264,7 +281,7 @@ async def serve(settings: CollectorSettings) -> None:
     targets = [parse_target(t) for t in settings.scrape]
     collector = Collector.build(settings)
     servers = make_servers(collector)
-    scraper = Scraper(collector.pipeline, targets)
+    scraper = Scraper(collector.pipeline, targets, settings.max_request_bytes)
     loop = asyncio.get_running_loop()
 
     def _stop() -> None:

@@ -27,6 +27,10 @@ class BearerAuth:
             if name == b"authorization":
                 given = value
                 break
+        # The scheme is case-insensitive (RFC 7235 §2.1: "bearer", "BEARER" are Bearer).
+        scheme, _, credentials = given.partition(b" ")
+        if scheme.lower() == b"bearer":
+            given = b"Bearer " + credentials
         if hmac.compare_digest(given, self._expected):
             await self._app(scope, receive, send)
             return

@@ -22,12 +22,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.flatten.common import Rejections
 from collector.flatten.logs import flatten_logs
-from collector.flatten.metrics import flatten_metrics
+from collector.flatten.metrics import MetricColumns, flatten_metrics
 from collector.flatten.prom import flatten_exposition
 from collector.flatten.spans import flatten_traces
 from collector.flatten.zipkin import ZipkinError, zipkin_to_otlp
+from collector.redact import redact_message, redact_request, suspect
+from collector.series_limit import drop_series
 
-__all__ = ["Decoded", "Kind", "MalformedBody", "decode"]
+__all__ = ["Decoded", "Kind", "MalformedBody", "decode", "redact"]
 
 
 class Kind(IntEnum):
@@ -61,6 +63,9 @@ class Decoded:
     tables: dict[str, pa.Table]
     accepted: int
     rejected: Rejections = field(default_factory=Rejections)
+    point_keys: list[int] = field(default_factory=list)
+    """Metrics: the series of each ``metric_points`` row (collector/series_limit.py)."""
+    exemplar_keys: list[int] = field(default_factory=list)
 
     @property
     def nbytes(self) -> int:
@@ -137,6 +142,38 @@ def _proto(body: bytes, message: Message) -> None:
         raise MalformedBody(f"invalid protobuf: {exc}") from None
 
 
+_PROTO_OF_JSON = {
+    Kind.OTLP_TRACES_JSON: (Kind.OTLP_TRACES_PROTO, ExportTraceServiceRequest),
+    Kind.OTLP_METRICS_JSON: (Kind.OTLP_METRICS_PROTO, ExportMetricsServiceRequest),
+    Kind.OTLP_LOGS_JSON: (Kind.OTLP_LOGS_PROTO, ExportLogsServiceRequest),
+}
+
+
+def redact(kind: Kind, body: bytes) -> tuple[Kind, bytes]:
+    """``(kind, body)`` with secrets masked (collector/redact.py), before anything is
+    written; unchanged for the many bodies that hold nothing that looks secret. An
+    OTLP/JSON body with secrets comes back as OTLP protobuf (its kind changes with it)."""
+    if kind in _PROTO_OF_JSON:
+        if not suspect(body):
+            return kind, body
+        proto_kind, message_type = _PROTO_OF_JSON[kind]
+        msg = message_type()
+        try:
+            _otlp_json(body, msg, kind)
+        except MalformedBody:
+            return kind, body  # refused by decode; nothing is stored
+        redact_message(msg)
+        return proto_kind, msg.SerializeToString()
+    if kind == Kind.ZIPKIN_JSON:
+        fmt = "zipkin"
+    elif kind == Kind.SCRAPE:
+        fmt = "exposition"
+    else:
+        fmt = "proto"
+    masked = redact_request(kind.signal, body, fmt)
+    return kind, body if masked is None else masked
+
+
 def decode(kind: Kind, body: bytes, received_ns: int, meta: dict[str, Any]) -> Decoded:
     """Decode, validate and flatten one body; raises MalformedBody for an undecodable one."""
     if kind in (Kind.OTLP_TRACES_PROTO, Kind.OTLP_TRACES_JSON, Kind.ZIPKIN_JSON):
@@ -146,7 +183,7 @@ def decode(kind: Kind, body: bytes, received_ns: int, meta: dict[str, Any]) -> D
             body = req.SerializeToString()
         elif kind == Kind.ZIPKIN_JSON:
             try:
-                body = zipkin_to_otlp(json.loads(body)).SerializeToString()
+                body = zipkin_to_otlp(json.loads(body))
             except (ValueError, UnicodeDecodeError) as exc:
                 if isinstance(exc, ZipkinError):
                     raise MalformedBody(str(exc)) from None
@@ -180,10 +217,7 @@ def decode(kind: Kind, body: bytes, received_ns: int, meta: dict[str, Any]) -> D
             _otlp_json(body, mreq, kind)
         else:
             _proto(body, mreq)
-        m = flatten_metrics(mreq, received_ns)
-        return Decoded(
-            "metrics", {"metric_points": m.points, "exemplars": m.exemplars}, m.count, m.rejected
-        )
+        return _metrics(flatten_metrics(mreq, received_ns), meta)
     try:
         text = body.decode("utf-8")
         m = flatten_exposition(
@@ -196,4 +230,23 @@ def decode(kind: Kind, body: bytes, received_ns: int, meta: dict[str, Any]) -> D
         )
     except (ValueError, UnicodeDecodeError, KeyError, IndexError) as exc:
         raise MalformedBody(f"invalid exposition: {exc}") from None
-    return Decoded("metrics", {"metric_points": m.points, "exemplars": m.exemplars}, m.count)
+    return _metrics(m, meta)
+
+
+def _metrics(m: MetricColumns, meta: dict[str, Any]) -> Decoded:
+    """Metric columns as a batch; on replay, without the series the limiter refused when
+    the request arrived (their keys are in the log record's ``drop_series``)."""
+    points, exemplars, accepted = m.points, m.exemplars, m.count
+    if meta.get("drop_series"):
+        points, exemplars, n = drop_series(
+            points, exemplars, m.point_keys, m.exemplar_keys, set(meta["drop_series"])
+        )
+        accepted = max(0, accepted - n)
+    return Decoded(
+        "metrics",
+        {"metric_points": points, "exemplars": exemplars},
+        accepted,
+        m.rejected,
+        m.point_keys,
+        m.exemplar_keys,
+    )

@@ -14,19 +14,28 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from collector.ingest import Decoded, Kind, MalformedBody, decode
+from collector.ingest import Decoded, Kind, MalformedBody, decode, redact
 from collector.selfmetrics import SelfMetrics
+from collector.series_limit import SeriesLimiter, drop_series
 from collector.store.gate import MemoryGate
+from collector.store.health import StorageHealth
 from collector.store.wal import Record, WriteAheadLog
 from collector.store.writer import Batch, StoreWriter
 
-__all__ = ["Accepted", "Overloaded", "Pipeline", "body_digest"]
+__all__ = ["Accepted", "Overloaded", "Pipeline", "StorageUnavailable", "body_digest"]
 
 DEDUPE_ENTRIES = 100_000
+SERIES_LIMIT_MESSAGE = (
+    "points of new series over the series limit (NARROWS_MAX_SERIES_PER_METRIC, NARROWS_MAX_SERIES)"
+)
 
 
 class Overloaded(Exception):
     """No room in the memory bound; answered 503 with Retry-After."""
+
+
+class StorageUnavailable(Exception):
+    """The store cannot take writes now (a full disk); answered 503 with Retry-After."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,17 @@ def body_digest(kind: Kind, body: bytes) -> bytes:
 
 class Pipeline:
     def __init__(
-        self, wal: WriteAheadLog, writer: StoreWriter, gate: MemoryGate, metrics: SelfMetrics
+        self,
+        wal: WriteAheadLog,
+        writer: StoreWriter,
+        gate: MemoryGate,
+        metrics: SelfMetrics,
+        health: StorageHealth,
+        limiter: SeriesLimiter | None = None,
     ) -> None:
         self.wal = wal
+        self.health = health
+        self.limiter = limiter
         self.writer = writer
         self.gate = gate
         self.metrics = metrics
@@ -78,6 +95,9 @@ class Pipeline:
                 result = prior if isinstance(prior, Accepted) else await asyncio.shield(prior)
                 self.metrics.deduplicated.labels(receiver=receiver).inc()
                 return Accepted(result.accepted, result.rejected, result.message, True)
+        # Secrets are masked before the body is logged or stored; the digest above is of
+        # the body as sent, so a retry still matches.
+        kind, body = redact(kind, body)
         try:
             decoded = decode(kind, body, received_ns, meta or {})
         except MalformedBody:
@@ -86,6 +106,8 @@ class Pipeline:
             raise
         for _reason, n in decoded.rejected.reasons.items():
             self.metrics.refused(signal, receiver, "invalid", n)
+        if signal == "metrics" and decoded.point_keys:
+            meta = self._limit_series(decoded, receiver, meta)
         result = Accepted(decoded.accepted, decoded.rejected.count, decoded.rejected.message())
         if decoded.accepted == 0:
             self.gate.release(reserved)
@@ -93,6 +115,29 @@ class Pipeline:
         return await self._store(
             kind, body, received_ns, reserved, receiver, meta, digest, decoded, result
         )
+
+    def _limit_series(
+        self, decoded: Decoded, receiver: str, meta: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Drop the points of series over the limits; their keys go into the log record."""
+        if self.limiter is None:
+            return meta
+        points = decoded.tables["metric_points"]
+        refused = self.limiter.admit(points.column("family").to_pylist(), decoded.point_keys)
+        if not refused:
+            return meta
+        points, exemplars, n = drop_series(
+            points,
+            decoded.tables["exemplars"],
+            decoded.point_keys,
+            decoded.exemplar_keys,
+            set(refused),
+        )
+        decoded.tables["metric_points"], decoded.tables["exemplars"] = points, exemplars
+        decoded.accepted = max(0, decoded.accepted - n)
+        decoded.rejected.add(SERIES_LIMIT_MESSAGE, n)
+        self.metrics.refused("metrics", receiver, "series_limit", n)
+        return {**(meta or {}), "drop_series": refused}
 
     async def _store(
         self,
@@ -130,9 +175,12 @@ class Pipeline:
         except OSError:
             if digest is not None:
                 self._seen.pop(digest, None)
-            pending.cancel()
+            # A retry of this very body may be waiting on it: it gets the 503 too.
+            pending.set_exception(StorageUnavailable())
+            pending.exception()  # retrieved: no "never retrieved" warning when none waits
             self.gate.release(batch.reserved)
-            raise
+            self.metrics.refused(kind.signal, receiver, "storage_unavailable", decoded.accepted)
+            raise StorageUnavailable from None
         # Durable now (the WAL is synced). Read-your-writes is the query side's job: a
         # query first waits for the writer to commit what was acknowledged before it
         # (store/writer.py ``read_barrier``), so senders are not held up by DuckDB commits

@@ -18,55 +18,43 @@ __all__ = ["SelfMetrics"]
 _ITEM = {"traces": "spans", "metrics": "metric_points", "logs": "log_records"}
 
 
+def _per_signal(
+    registry: CollectorRegistry, prefix: str, help_tail: str, labels: list[str]
+) -> dict[str, Counter]:
+    """One counter per signal, named by the item it counts (``…_spans``, ``…_log_records``),
+    as the OpenTelemetry Collector names them."""
+    return {
+        sig: Counter(f"{prefix}{item}", f"{item} {help_tail}", labels, registry=registry)
+        for sig, item in _ITEM.items()
+    }
+
+
 class SelfMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self._accepted = {
-            sig: Counter(
-                f"otelcol_receiver_accepted_{item}",
-                f"{item} accepted by a receiver",
-                ["receiver", "transport"],
-                registry=r,
-            )
-            for sig, item in _ITEM.items()
-        }
-        self._refused = {
-            sig: Counter(
-                f"otelcol_receiver_refused_{item}",
-                f"{item} refused by a receiver, by reason",
-                ["receiver", "transport", "reason"],
-                registry=r,
-            )
-            for sig, item in _ITEM.items()
-        }
-        self._sent = {
-            sig: Counter(
-                f"otelcol_exporter_sent_{item}",
-                f"{item} committed to DuckDB",
-                ["exporter"],
-                registry=r,
-            )
-            for sig, item in _ITEM.items()
-        }
-        self._failed = {
-            sig: Counter(
-                f"otelcol_exporter_send_failed_{item}",
-                f"{item} whose DuckDB write failed (kept in the WAL, retried on restart)",
-                ["exporter"],
-                registry=r,
-            )
-            for sig, item in _ITEM.items()
-        }
-        self._enqueue_failed = {
-            sig: Counter(
-                f"otelcol_exporter_enqueue_failed_{item}",
-                f"{item} refused with 503 because the queue was full",
-                ["exporter"],
-                registry=r,
-            )
-            for sig, item in _ITEM.items()
-        }
+        self._accepted = _per_signal(
+            r, "otelcol_receiver_accepted_", "accepted by a receiver", ["receiver", "transport"]
+        )
+        self._refused = _per_signal(
+            r,
+            "otelcol_receiver_refused_",
+            "refused by a receiver, by reason",
+            ["receiver", "transport", "reason"],
+        )
+        self._sent = _per_signal(r, "otelcol_exporter_sent_", "committed to DuckDB", ["exporter"])
+        self._failed = _per_signal(
+            r,
+            "otelcol_exporter_send_failed_",
+            "whose DuckDB write failed (kept in the WAL, retried on restart)",
+            ["exporter"],
+        )
+        self._enqueue_failed = _per_signal(
+            r,
+            "otelcol_exporter_enqueue_failed_",
+            "refused with 503 because the queue was full",
+            ["exporter"],
+        )
         self.queue_bytes = Gauge(
             "otelcol_exporter_queue_size",
             "bytes accepted and not yet committed (bodies being decoded + queued batches)",
@@ -104,6 +92,12 @@ class SelfMetrics:
         self.duplicate_spans = Counter(
             "narrows_writer_duplicate_spans",
             "spans already stored (same content key) that a later request repeated",
+            registry=r,
+        )
+        self.store_reopened = Counter(
+            "narrows_store_reopened",
+            "times the DuckDB store was reopened after DuckDB invalidated it (a checkpoint"
+            " failed on a full disk)",
             registry=r,
         )
         self.scrape_errors = Counter(

@@ -53,6 +53,20 @@ def parse_age(text: str) -> int:
     return int(float(m.group(1)) * _AGE_NS[m.group(2)])
 
 
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
 def _env(environ: Mapping[str, str], name: str, parse, default):  # type: ignore[no-untyped-def]
     raw = environ.get(name, "").strip()
     if not raw:
@@ -84,6 +98,18 @@ class CollectorSettings:
     duckdb_memory: str = ""
     wal_fsync: bool = True
     scrape: tuple[str, ...] = field(default_factory=tuple)
+    max_series_per_metric: int = 10_000
+    """New series of one metric family admitted per hour; points of further ones are
+    refused (``partial_success``) and counted. 0 = no limit."""
+    max_series: int = 200_000
+    """The same over all families (bounds the guard's memory). 0 = no limit."""
+    test_refuse_ratio: float = 0.0
+    """TEST ONLY (``NARROWS_TEST_REFUSE_RATIO``): share of ingest requests answered 503
+    (receivers/refusal.py); 0 in production."""
+    test_refuse_for_s: float = 0.0
+    """TEST ONLY (``NARROWS_TEST_REFUSE_FOR``): how long the refusals last; 0 = always."""
+    test_refuse_every_s: float = 0.0
+    """TEST ONLY (``NARROWS_TEST_REFUSE_EVERY``): the storm repeats this often; 0 = once."""
 
     @property
     def db_path(self) -> Path:
@@ -110,8 +136,19 @@ class CollectorSettings:
                 environ, "NARROWS_QUERY_MAX_RANGE", parse_age, cls.query_max_range_ns
             ),
             "duckdb_threads": _env(environ, "NARROWS_DUCKDB_THREADS", int, 0),
+            "max_series_per_metric": _env(
+                environ, "NARROWS_MAX_SERIES_PER_METRIC", _count, cls.max_series_per_metric
+            ),
+            "max_series": _env(environ, "NARROWS_MAX_SERIES", _count, cls.max_series),
             "duckdb_memory": environ.get("NARROWS_DUCKDB_MEMORY", "").strip(),
             "wal_fsync": environ.get("NARROWS_WAL_FSYNC", "true").strip().lower() != "false",
+            "test_refuse_ratio": _env(environ, "NARROWS_TEST_REFUSE_RATIO", _ratio, 0.0),
+            "test_refuse_for_s": _env(
+                environ, "NARROWS_TEST_REFUSE_FOR", lambda s: parse_age(s) / 1e9, 0.0
+            ),
+            "test_refuse_every_s": _env(
+                environ, "NARROWS_TEST_REFUSE_EVERY", lambda s: parse_age(s) / 1e9, 0.0
+            ),
         }
         env.update({k: v for k, v in values.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import pyarrow as pa
 from collector.flatten.values import AttrColumns
 
 __all__ = [
+    "MAX_NS",
     "PROMOTED",
     "PROMOTED_BY_COLUMN",
     "Rejections",
@@ -18,6 +19,9 @@ __all__ = [
     "service_of",
     "stable_id",
 ]
+
+MAX_NS = 2**63 - 1
+"""Times are stored as signed 64-bit nanoseconds; OTLP's are unsigned: later ones are refused."""
 
 #: Span attributes stored as their own typed column: key → (column, protobuf oneof, Arrow type).
 #: Only a value of the expected type is promoted; any other stays in the ``attributes`` list,

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from collector.flatten.common import Rejections, ResourceScopeRows, service_of
+from collector.flatten.common import MAX_NS, Rejections, ResourceScopeRows, service_of
 from collector.flatten.values import ATTR_TYPE, T_STRING, AttrColumns, any_to_json, any_to_text
 
 __all__ = ["LOG_SCHEMA", "LogColumns", "flatten_logs"]
@@ -67,6 +67,10 @@ def flatten_logs(req: ExportLogsServiceRequest, received_ns: int) -> LogColumns:
                     continue
                 if spid and len(spid) != 8:
                     rejected.add("log records with an invalid span id (not 8 bytes)")
+                    continue
+                if max(rec.time_unix_nano, rec.observed_time_unix_nano) > MAX_NS:
+                    # Stored as signed 64-bit nanoseconds (OTLP's are unsigned).
+                    rejected.add("log records with a time out of range")
                     continue
                 t, text = any_to_text(rec.body)
                 if t != T_STRING and rec.body.WhichOneof("value") is not None:

@@ -6,6 +6,7 @@ OpenMetrics, the text-format parser otherwise); this module only maps its sample
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from prometheus_client.openmetrics.parser import (
@@ -13,6 +14,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from collector.flatten.common import MAX_NS
 from collector.flatten.metrics import MetricColumns, PointBuilder
 
 __all__ = ["flatten_exposition"]
@@ -22,8 +24,15 @@ def _ns(ts: Any, default: int) -> int:
     if ts is None:
         return default
     if hasattr(ts, "sec"):
-        return int(ts.sec) * 1_000_000_000 + int(ts.nsec)
-    return int(float(ts) * 1e9)
+        ns = int(ts.sec) * 1_000_000_000 + int(ts.nsec)
+    else:
+        nanos = float(ts) * 1e9
+        if not math.isfinite(nanos):
+            raise ValueError(f"timestamp {ts!r} is out of range")
+        ns = int(nanos)
+    if not 0 <= ns <= MAX_NS:
+        raise ValueError(f"timestamp {ts!r} is out of range")
+    return ns
 
 
 def flatten_exposition(
@@ -64,4 +73,6 @@ def flatten_exposition(
                     extra,
                 )
     points, exemplars = b.tables()
-    return MetricColumns(points, exemplars, b.count)
+    return MetricColumns(
+        points, exemplars, b.count, point_keys=b.point_keys, exemplar_keys=b.exemplar_keys
+    )

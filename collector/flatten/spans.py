@@ -18,6 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collector.flatten.attrcache import KvCache
 from collector.flatten.common import (
+    MAX_NS,
     PROMOTED,
     Rejections,
     ResourceScopeRows,
@@ -179,6 +180,9 @@ def _ids(raw: list[bytes], width: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
     return np.frombuffer(b"".join(raw), dtype=">u8").reshape(-1, width // 8).astype(np.uint64)
 
 
+_OUT_OF_RANGE = "spans with a time past 2^63 ns (stored as signed 64-bit)"
+
+
 def _reject_reason(tid: bytes, sid: bytes, pid: bytes, t0: int, t1: int) -> str | None:
     if len(tid) != 16 or tid == _ZERO16:
         return "spans with an invalid trace id (not 16 non-zero bytes)"
@@ -188,6 +192,8 @@ def _reject_reason(tid: bytes, sid: bytes, pid: bytes, t0: int, t1: int) -> str 
         return "spans with an invalid parent span id (not 8 bytes)"
     if t1 < t0:
         return "spans ending before they start"
+    if t1 > MAX_NS:
+        return _OUT_OF_RANGE
     return None
 
 
@@ -224,11 +230,21 @@ def flatten_traces(body: bytes, received_ns: int) -> SpanColumns:
                 pid = sp.parent_span_id
                 t0 = sp.start_time_unix_nano
                 t1 = sp.end_time_unix_nano
-                if len(tid) != 16 or len(spid) != 8 or t1 < t0 or (pid and len(pid) != 8):
+                if (
+                    len(tid) != 16
+                    or len(spid) != 8
+                    or t1 < t0
+                    or t1 > MAX_NS
+                    or (pid and len(pid) != 8)
+                ):
                     rejected.add(_reject_reason(tid, spid, pid, t0, t1) or "invalid spans")
                     continue
                 if tid == _ZERO16 or spid == _ZERO8:
                     rejected.add(_reject_reason(tid, spid, pid, t0, t1) or "invalid spans")
+                    continue
+                evs = [Span.Event.FromString(e) for e in sp.events] if sp.events else []
+                if any(ev.time_unix_nano > MAX_NS for ev in evs):
+                    rejected.add(_OUT_OF_RANGE)
                     continue
                 attrs = sp.attributes
                 for kv in attrs:
@@ -256,7 +272,7 @@ def flatten_traces(body: bytes, received_ns: int) -> SpanColumns:
                 )
                 if sp.events or sp.links:
                     event_rows.append(len(rows) - 1)
-                    events.add([Span.Event.FromString(e) for e in sp.events])
+                    events.add(evs)
                     links.add([Span.Link.FromString(lk) for lk in sp.links])
     n = len(rows)
     if not n:

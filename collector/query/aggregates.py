@@ -75,6 +75,7 @@ _FEW_VALUES = {
     "db.collection.name",
 }
 _ONE_PASS_ROWS = 20_000
+_MAX_BOUND_MS = 1e9  # 11.6 days: a span bucket bound beyond is a typo (or an attack)
 
 
 def _ms(ns: float | None) -> float | None:
@@ -96,18 +97,20 @@ def _step(q: Mapping[str, str], start_ns: int, end_ns: int, bounds: Bounds) -> i
 
 def _top_groups(
     cur: duckdb.DuckDBPyConnection, group: str, gparams: list[object], f: SpanFilter, limit: int
-) -> tuple[list[tuple[Any, int]], bool]:
-    """The ``limit`` busiest groups with their span counts, and whether more existed.
+) -> tuple[list[tuple[Any, int]], int, int]:
+    """The ``limit`` busiest groups with their span counts; how many groups and spans in all.
 
     A cheap count-only pass: the expensive percentiles are then computed for these groups
     alone, in one more pass (two scans in all, where a join against the top list would
     scan three times)."""
     rows = cur.execute(
-        f"SELECT {group} AS g, count(*) AS n FROM spans s WHERE {f.sql()}"
-        " GROUP BY g ORDER BY n DESC, g LIMIT ?",
-        [*gparams, *f.params, limit + 1],
+        "SELECT g, n, count(*) OVER (), sum(n) OVER () FROM"
+        f" (SELECT {group} AS g, count(*) AS n FROM spans s WHERE {f.sql()} GROUP BY g)"
+        " ORDER BY n DESC, g LIMIT ?",
+        [*gparams, *f.params, limit],
     ).fetchall()
-    return [(g, int(n)) for g, n in rows[:limit]], len(rows) > limit
+    groups, total = (int(rows[0][2]), int(rows[0][3])) if rows else (0, 0)
+    return [(g, int(n)) for g, n, _, _ in rows], groups, total
 
 
 def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, now: int) -> Any:
@@ -139,9 +142,11 @@ def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, n
         for r in rows:
             totals[r[0]] = totals.get(r[0], 0) + int(r[2])
         ranked = sorted(totals.items(), key=lambda gn: (-gn[1], gn[0] is None, str(gn[0])))
-        top, truncated = ranked[:limit], len(ranked) > limit
+        top = ranked[:limit]
+        groups, total = len(ranked), sum(totals.values())
     else:
-        top, truncated = _top_groups(cur, group, gparams, f, limit)
+        top, groups, total = _top_groups(cur, group, gparams, f, limit)
+        truncated = groups > len(top)
         where, wparams = f.sql(), list(f.params)
         if truncated:
             # Only the kept groups: a NULL group is kept when it is among the busiest.
@@ -151,6 +156,7 @@ def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, n
         rows = cur.execute(
             select.format(where=where), [*gparams, start_ns, step, *wparams]
         ).fetchall()
+    truncated = groups > len(top)
     step_s = step / 1e9
     series: dict[Any, dict[str, Any]] = {g: {"group": g, "count": n, "points": []} for g, n in top}
     for g, b, n, errs, qs, mean, mx in sorted(rows, key=lambda r: r[1]):
@@ -179,6 +185,7 @@ def _red(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, n
         "step_s": step_s,
         "groupBy": q.get("groupBy"),
         "truncated": truncated,
+        "others": {"groups": groups - len(top), "count": total - sum(n for _, n in top)},
         "series": list(series.values()),
     }
 
@@ -190,8 +197,12 @@ def _bounds_ms(q: Mapping[str, str]) -> list[float]:
         values = [float(x) for x in q["bounds"].split(",")]
     except ValueError:
         raise BadParam("bounds", "a comma-separated list of milliseconds") from None
-    if not 1 <= len(values) <= 100 or values != sorted(set(values)) or values[0] <= 0:
-        raise BadParam("bounds", "1 to 100 increasing positive numbers")
+    if (
+        not 1 <= len(values) <= 100
+        or not all(0 < v <= _MAX_BOUND_MS for v in values)  # also refuses NaN and inf
+        or values != sorted(set(values))
+    ):
+        raise BadParam("bounds", f"1 to 100 increasing numbers in (0, {_MAX_BOUND_MS:g}] ms")
     return values
 
 

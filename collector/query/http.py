@@ -40,7 +40,8 @@ def error(code: int, message: str, headers: dict[str, str] | None = None) -> Res
 def guarded(
     handler: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """400 for a bad parameter, 503 for a query past its deadline, 500 (logged) otherwise."""
+    """400 for a bad parameter, 503 for a query past its deadline or while the store is
+    reopened, 500 (logged) otherwise."""
 
     async def wrapped(request: Request) -> Response:
         try:
@@ -51,6 +52,11 @@ def guarded(
             return error(503, str(exc), {"Retry-After": "5"})
         except duckdb.InterruptException:
             return error(503, "query interrupted", {"Retry-After": "5"})
+        except (duckdb.FatalException, duckdb.ConnectionException) as exc:
+            # DuckDB invalidated the store (a checkpoint failed on a full disk) and the
+            # writer is reopening it: a passing state, not a bug.
+            _log.warning("query %s: the store is being reopened (%s)", request.url.path, exc)
+            return error(503, "the store is being reopened; retry shortly", {"Retry-After": "5"})
         except Exception:
             _log.exception("query %s failed", request.url.path)
             return error(500, "internal error while answering the query")

@@ -32,6 +32,7 @@ __all__ = ["MAX_SEARCH_DEPTH", "JaegerV3Api"]
 MAX_SEARCH_DEPTH = 1000
 DEFAULT_SEARCH_DEPTH = 20
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _param(q: Mapping[str, str], canonical: str, *aliases: str) -> tuple[str, str]:
@@ -61,11 +62,14 @@ def parse_find(q: Mapping[str, str], bounds: Bounds) -> reader.TraceQuery:
     depth_raw, depth_name = _param(q, "query.searchDepth", "query.search_depth", "query.num_traces")
     depth = DEFAULT_SEARCH_DEPTH
     if depth_raw:
-        if not depth_raw.isdigit():
+        if not _DIGITS.fullmatch(depth_raw):
             raise BadParam(
                 depth_name, f'strconv.ParseUint: parsing "{depth_raw[:32]}": invalid syntax'
             )
-        depth = min(max(int(depth_raw), 1), MAX_SEARCH_DEPTH)
+        # Clamped like every limit; a 10 kB number is not converted (Python refuses
+        # int() of over 4300 digits).
+        depth = MAX_SEARCH_DEPTH if len(depth_raw) > 9 else int(depth_raw)
+        depth = min(max(depth, 1), MAX_SEARCH_DEPTH)
     dmin_raw, dmin_name = _param(q, "query.durationMin", "query.duration_min")
     dmax_raw, dmax_name = _param(q, "query.durationMax", "query.duration_max")
     dmin = parse_duration(dmin_name, dmin_raw) if dmin_raw else None

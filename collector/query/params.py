@@ -38,6 +38,9 @@ _UNIT_NS = {
 }
 
 
+_MAX_DURATION_NS = float(2**63 - 1)
+
+
 class BadParam(Exception):
     """A query parameter is missing or malformed; answered with 400."""
 
@@ -79,6 +82,10 @@ def format_ns(ns: int) -> str:
 def parse_duration(name: str, raw: str) -> int:
     """A Go duration string (``1500ns``, ``150ms``, ``1m30s``) → nanoseconds."""
     text = raw.strip()
+    if len(text) > 64:
+        # Checked before the regex: scanning a 10 kB digit string for a unit at every
+        # position is quadratic, seconds of CPU for one request.
+        raise BadParam(name, f'time: invalid duration "{raw[:64]}…" (too long)')
     if text in ("0", "+0", "-0"):
         return 0
     sign = -1 if text.startswith("-") else 1
@@ -92,6 +99,8 @@ def parse_duration(name: str, raw: str) -> int:
         pos = m.end()
     if not body or pos != len(body):
         raise BadParam(name, f'time: invalid duration "{raw[:64]}"')
+    if not total <= _MAX_DURATION_NS:  # Go's limit is ~292 years; also refuses inf
+        raise BadParam(name, f'time: invalid duration "{raw[:64]}" (out of range)')
     return sign * int(total)
 
 
@@ -124,8 +133,8 @@ def parse_attributes(name: str, raw: str) -> dict[str, str]:
     """A JSON object of string values, e.g. ``{"http.route":"/items/{id}"}``."""
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise BadParam(name, f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadParam(name, f"not JSON: {str(exc)[:100]}") from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):

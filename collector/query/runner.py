@@ -25,12 +25,14 @@ class QueryTimeout(Exception):
 class QueryRunner:
     def __init__(
         self,
-        conn: duckdb.DuckDBPyConnection,
+        cursor: Callable[[], duckdb.DuckDBPyConnection],
         timeout_s: float,
         concurrency: int = 4,
         barrier: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._conn = conn
+        self._cursor = cursor
+        """A new cursor on the store's current connection (it is reopened after DuckDB
+        invalidates it; store/handle.py)."""
         self._barrier = barrier
         self._timeout_s = timeout_s
         self._sem = asyncio.Semaphore(concurrency)
@@ -46,7 +48,7 @@ class QueryRunner:
         if self._barrier is not None:
             await self._barrier()
         async with self._sem:
-            cur = self._conn.cursor()
+            cur = self._cursor()
             done = threading.Event()
             loop = asyncio.get_running_loop()
 

@@ -9,6 +9,7 @@ docs/query-api.md.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from collector.query.spansql import span_filter
 
 __all__ = ["operations", "selected_traces"]
 
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+
 
 def _ms(ns: float | None) -> float | None:
     return None if ns is None or (isinstance(ns, float) and math.isnan(ns)) else ns / 1e6
@@ -28,10 +31,11 @@ def _trace_ids(q: Mapping[str, str]) -> list[int]:
     raw = [t for t in q.get("traceIds", "").split(",") if t]
     if len(raw) > 1000:
         raise BadParam("traceIds", "at most 1000 trace ids")
-    try:
-        return [int(t, 16) for t in raw if len(t) <= 32]
-    except ValueError:
-        raise BadParam("traceIds", "comma-separated hex trace ids") from None
+    bad = next((t for t in raw if not _TRACE_ID.fullmatch(t)), None)
+    if bad is not None:
+        # Never skip an id silently: with none left, the range would select other traces.
+        raise BadParam("traceIds", f"{bad[:40]!r} is not a hex trace id of up to 32 digits")
+    return [int(t, 16) for t in raw]
 
 
 def selected_traces(

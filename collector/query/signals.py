@@ -31,8 +31,8 @@ def _labels(q: Mapping[str, str], name: str = "match") -> dict[str, str]:
         return {}
     try:
         value = json.loads(q[name])
-    except ValueError as exc:
-        raise BadParam(name, f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadParam(name, f"not JSON: {str(exc)[:100]}") from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
@@ -72,7 +72,7 @@ def _logs(cur: duckdb.DuckDBPyConnection, q: Mapping[str, str], bounds: Bounds, 
         params.append(q["service"])
     if q.get("level"):
         level = q["level"].lower()
-        if level.isdigit() and 1 <= int(level) <= 24:
+        if level.isascii() and level.isdigit() and len(level) <= 2 and 1 <= int(level) <= 24:
             floor = int(level)
         elif level in _LEVELS:
             floor = _LEVELS[level]

@@ -56,6 +56,11 @@ async def read_body(request: Request, limit: int, gate: MemoryGate) -> tuple[byt
                             413, f"body is over the {limit}-byte limit after decompression"
                         )
                     data = inflater.unconsumed_tail
+                    if inflater.eof and inflater.unused_data:
+                        # A multi-member gzip stream (RFC 1952): go on with the next member
+                        # instead of dropping it silently.
+                        data = inflater.unused_data + data
+                        inflater = zlib.decompressobj(wbits=47)
             grow = len(buf) - reserved
             if grow > 0:
                 if not gate.reserve(grow):

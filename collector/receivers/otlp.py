@@ -30,13 +30,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.ingest import Kind, MalformedBody
-from collector.pipeline import Accepted, Overloaded, Pipeline
+from collector.pipeline import Accepted, Overloaded, Pipeline, StorageUnavailable
 from collector.receivers.body import BodyError, read_body
 
 __all__ = ["OtlpReceiver", "status_response"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+_STORAGE = "the collector cannot store data now (disk full?); retry later"
 _GRPC_CODE = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
 _SIGNALS = {
     "traces": (Kind.OTLP_TRACES_PROTO, Kind.OTLP_TRACES_JSON, "spans"),
@@ -138,6 +139,9 @@ class OtlpReceiver:
             return status_response(
                 503, "the collector is overloaded; retry later", as_json, {"Retry-After": "1"}
             )
+        if self._pipeline.health.refusing():
+            self._pipeline.metrics.refused(signal, "otlp", "storage_unavailable", 1)
+            return status_response(503, _STORAGE, as_json, {"Retry-After": "5"})
         try:
             body, reserved = await read_body(request, self._max_body, gate)
         except BodyError as exc:
@@ -152,8 +156,6 @@ class OtlpReceiver:
             return status_response(
                 503, "the collector is overloaded; retry later", as_json, {"Retry-After": "1"}
             )
-        except OSError:
-            return status_response(
-                503, "the write-ahead log is unavailable", as_json, {"Retry-After": "5"}
-            )
+        except StorageUnavailable:
+            return status_response(503, _STORAGE, as_json, {"Retry-After": "5"})
         return _success(signal, result, as_json)

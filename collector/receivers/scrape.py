@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from collector.ingest import Kind, MalformedBody
-from collector.pipeline import Overloaded, Pipeline
+from collector.pipeline import Overloaded, Pipeline, StorageUnavailable
 
 __all__ = ["ScrapeTarget", "Scraper", "parse_target"]
 
@@ -56,9 +56,12 @@ def parse_target(spec: str) -> ScrapeTarget:
 
 
 class Scraper:
-    def __init__(self, pipeline: Pipeline, targets: list[ScrapeTarget]) -> None:
+    def __init__(
+        self, pipeline: Pipeline, targets: list[ScrapeTarget], max_body: int = 64 << 20
+    ) -> None:
         self._pipeline = pipeline
         self._targets = targets
+        self._max_body = max_body
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -84,7 +87,15 @@ class Scraper:
         metrics = self._pipeline.metrics
         scraped_ns = time.time_ns()
         try:
-            resp = await client.get(target.url)
+            # Streamed under the same size limit as a pushed request (Prometheus has
+            # body_size_limit for the same reason): a target answering gigabytes must not
+            # take the collector's memory with it.
+            async with client.stream("GET", target.url) as resp:
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > self._max_body:
+                        break
         except httpx.HTTPError as exc:
             metrics.scrape_errors.labels(target=target.url).inc()
             _log.warning("scrape %s failed: %s", target.url, exc)
@@ -92,6 +103,10 @@ class Scraper:
         if resp.status_code != 200:
             metrics.scrape_errors.labels(target=target.url).inc()
             _log.warning("scrape %s answered %d", target.url, resp.status_code)
+            return False
+        if len(body) > self._max_body:
+            metrics.scrape_errors.labels(target=target.url).inc()
+            _log.warning("scrape %s answered over %d bytes; dropped", target.url, self._max_body)
             return False
         meta = {
             "content_type": resp.headers.get("content-type", ""),
@@ -101,9 +116,9 @@ class Scraper:
         }
         try:
             await self._pipeline.accept(
-                Kind.SCRAPE, resp.content, time.time_ns(), 0, "prometheus", meta, dedupe=False
+                Kind.SCRAPE, bytes(body), time.time_ns(), 0, "prometheus", meta, dedupe=False
             )
-        except (MalformedBody, Overloaded, OSError) as exc:
+        except (MalformedBody, Overloaded, StorageUnavailable) as exc:
             metrics.scrape_errors.labels(target=target.url).inc()
             _log.warning("scrape %s not stored: %s", target.url, exc)
             return False

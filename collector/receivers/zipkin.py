@@ -10,10 +10,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.ingest import Kind, MalformedBody
-from collector.pipeline import Overloaded, Pipeline
+from collector.pipeline import Overloaded, Pipeline, StorageUnavailable
 from collector.receivers.body import BodyError, read_body
 
 __all__ = ["ZipkinReceiver"]
+
+_STORAGE = "the collector cannot store data now (disk full?); retry later"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -41,7 +43,11 @@ class ZipkinReceiver:
             return _error(415, f"unsupported Content-Type {ctype[:60]!r}; use application/json")
         gate = self._pipeline.gate
         if gate.used >= gate.capacity:
+            self._pipeline.metrics.enqueue_failed("traces", 1)
             return _error(503, "the collector is overloaded; retry later", {"Retry-After": "1"})
+        if self._pipeline.health.refusing():
+            self._pipeline.metrics.refused("traces", "zipkin", "storage_unavailable", 1)
+            return _error(503, _STORAGE, {"Retry-After": "5"})
         received_ns = time.time_ns()
         try:
             body, reserved = await read_body(request, self._max_body, gate)
@@ -54,6 +60,6 @@ class ZipkinReceiver:
             return _error(400, str(exc))
         except Overloaded:
             return _error(503, "the collector is overloaded; retry later", {"Retry-After": "1"})
-        except OSError:
-            return _error(503, "the write-ahead log is unavailable", {"Retry-After": "5"})
+        except StorageUnavailable:
+            return _error(503, _STORAGE, {"Retry-After": "5"})
         return Response(status_code=202)

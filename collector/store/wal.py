@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.store.health import StorageHealth
+
 __all__ = ["Record", "WriteAheadLog", "position"]
 
 _log = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ class WriteAheadLog:
         self._offset = 0
         self._lock = threading.Lock()
         self.sync_seconds: Callable[[float], None] = lambda _s: None
+        self.health: StorageHealth | None = None
+        """Told of every failed and successful append (receivers refuse while it fails)."""
 
     # -- start-up ---------------------------------------------------------------------------
     def segments(self) -> list[int]:
@@ -183,31 +187,66 @@ class WriteAheadLog:
                 self._fd = -1
 
     def _write_group(self, group: list[_Pending]) -> None:
+        """Append and sync ``group``; on failure cut the file back to where the group began.
+
+        A failed ``write`` (a full disk) can leave part of a record behind; were the next
+        group appended after it, replay would stop at the torn record and never reach
+        acknowledged records beyond it. So the segment is truncated to its length before
+        the group (which needs no space), and every request of the group is refused.
+        """
         ends: list[int] = []
         try:
             with self._lock:
-                for p in group:
-                    if self._offset >= self._segment_bytes:
-                        self._sync()
-                        os.close(self._fd)
-                        self._segment += 1
-                        self._open_segment()
-                    view = memoryview(p.data)
-                    while view:
-                        written = os.write(self._fd, view)
-                        view = view[written:]
-                    self._offset += len(p.data)
-                    ends.append(position(self._segment, self._offset))
-                self._sync()
+                if self._fd < 0 or self._offset >= self._segment_bytes:
+                    self._rotate()
+                start = self._offset
+                try:
+                    for p in group:
+                        view = memoryview(p.data)
+                        while view:
+                            written = os.write(self._fd, view)
+                            view = view[written:]
+                        self._offset += len(p.data)
+                        ends.append(position(self._segment, self._offset))
+                    self._sync()
+                except OSError:
+                    self._cut_back(start)
+                    raise
         except OSError as exc:
-            _log.exception("write-ahead log append failed")
+            if self.health is not None:
+                self.health.failed("wal", exc)
+            else:
+                _log.exception("write-ahead log append failed")
             for p in group:
                 p.done.set_exception(exc)
             return
+        if self.health is not None:
+            self.health.succeeded("wal")
         for p, end in zip(group, ends, strict=True):
             if p.then is not None:
                 p.then(end)
             p.done.set_result(end)
+
+    def _rotate(self) -> None:
+        if self._fd >= 0:
+            self._sync()
+            os.close(self._fd)
+            self._fd = -1
+            self._segment += 1
+        self._open_segment()
+
+    def _cut_back(self, length: int) -> None:
+        """Truncate the current segment to ``length``; if even that fails, leave the torn
+        segment behind (replay stops at its tear and goes on with the next segment) and
+        start a new one at the next append."""
+        self._offset = length
+        try:
+            os.ftruncate(self._fd, length)
+        except OSError:
+            _log.exception("cannot truncate %s; continuing in a new segment", self._segment)
+            os.close(self._fd)
+            self._fd = -1
+            self._segment += 1
 
     def _sync(self) -> None:
         if self._fsync:

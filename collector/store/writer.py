@@ -8,6 +8,7 @@ position commit together: replay after a crash starts exactly where the store st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -24,6 +25,8 @@ from collector.ingest import Decoded
 from collector.selfmetrics import SelfMetrics
 from collector.store.dedupe import SPAN_KEY_SQL, SpanDedupe
 from collector.store.gate import MemoryGate
+from collector.store.handle import StoreHandle, invalidated
+from collector.store.health import StorageHealth
 from collector.store.retention import Retention
 
 __all__ = ["Batch", "StoreWriter", "insert_batches", "read_barrier"]
@@ -34,6 +37,8 @@ _MAX_GROUP_ROWS = 130_000
 _MIN_GROUP_ROWS = 50_000
 _LINGER_S = 0.25
 _BUSY_S = 0.3
+_RETRY_FIRST_S = 0.25
+_RETRY_MAX_S = 2.0
 
 
 @dataclass
@@ -98,12 +103,21 @@ def insert_batches(
             conn.execute("INSERT OR REPLACE INTO ingest_state VALUES ('wal_position', ?)", [pos])
         conn.commit()
     except Exception:
-        conn.rollback()
+        # A failed COMMIT has already ended the transaction; keep the original error.
+        with contextlib.suppress(duckdb.Error):
+            conn.rollback()
         raise
     if dedupe is not None and fresh_keys is not None:
         # Only once committed: a failed group must not make its spans look stored.
         dedupe.add(fresh_keys, time.time_ns())
     return counts
+
+
+def _not_yet_committed(cur: duckdb.DuckDBPyConnection, group: list[Batch]) -> list[Batch]:
+    """The batches of ``group`` past the log position DuckDB has committed."""
+    row = cur.execute("SELECT value FROM ingest_state WHERE name = 'wal_position'").fetchone()
+    committed = int(row[0]) if row else 0
+    return [b for b in group if b.position > committed or not b.position]
 
 
 def _without_duplicates(
@@ -166,14 +180,21 @@ class StoreWriter:
 
     def __init__(
         self,
-        conn: duckdb.DuckDBPyConnection,
+        store: StoreHandle,
         gate: MemoryGate,
         metrics: SelfMetrics,
         retention: Retention,
         on_commit: Callable[[int], object],
+        health: StorageHealth,
         dedupe: SpanDedupe | None = None,
     ) -> None:
-        self._conn = conn
+        self._store = store
+        self._cur = store.cursor()
+        self._generation = store.generation
+        self._reopen = False
+        self._health = health
+        self._stopping = False
+        self._gave_up = False
         self._dedupe = dedupe
         self._gate = gate
         self._metrics = metrics
@@ -216,7 +237,9 @@ class StoreWriter:
         self._running.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Store everything accepted, then stop."""
+        """Store everything accepted, then stop (a group that keeps failing is tried once
+        more, then left to the write-ahead log: replayed at the next start)."""
+        self._stopping = True
         self._running.set()
         self._queue.put(None)
         if self._thread.is_alive():
@@ -269,17 +292,57 @@ class StoreWriter:
                 return
 
     def _commit(self, group: list[Batch]) -> None:
-        t0 = time.perf_counter()
-        try:
-            counts = insert_batches(self._conn, group, self._dedupe)
-        except Exception:
-            # The batches are in the write-ahead log; they are retried on the next start.
-            _log.exception("writing %d batches to DuckDB failed", len(group))
-            for signal in {b.decoded.signal for b in group}:
-                n = sum(b.decoded.accepted for b in group if b.decoded.signal == signal)
-                self._metrics.send_failed(signal, n)
+        """Insert ``group``, retrying while DuckDB fails (a full disk): the batches were
+        acknowledged, and committing later groups first would move the recorded log
+        position past them, so replay would never bring them back. Meanwhile the group
+        keeps its memory reservation, receivers answer 503 (store/health.py), and the
+        commit is retried with back-off until space returns."""
+        if self._gave_up:
+            # An earlier group is only in the log: committing this one would record a log
+            # position past it. Both are replayed at the next start.
             self._release(group)
             return
+        wait = _RETRY_FIRST_S
+        failures = 0
+        whole = group
+        while True:
+            t0 = time.perf_counter()
+            try:
+                if self._reopen:
+                    # DuckDB invalidated the database (a checkpoint failed on a full disk):
+                    # open it again; this fails, and is retried, while there is no room.
+                    self._store.reopen()
+                    self._reopen = False
+                    self._metrics.store_reopened.inc()
+                    _log.warning("reopened the DuckDB store after it was invalidated")
+                cur = self._cursor()
+                if failures:
+                    # The failure may have come after the commit reached DuckDB's log.
+                    group = _not_yet_committed(cur, group)
+                counts = insert_batches(cur, group, self._dedupe) if group else {}
+                break
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    for signal in {b.decoded.signal for b in group}:
+                        n = sum(b.decoded.accepted for b in group if b.decoded.signal == signal)
+                        self._metrics.send_failed(signal, n)
+                self._health.failed("duckdb", exc)
+                if invalidated(exc):
+                    self._reopen = True
+                if self._stopping and failures > 1:
+                    _log.error(
+                        "stopping with %d batches not in DuckDB; the write-ahead log keeps"
+                        " them for the next start",
+                        len(group),
+                    )
+                    self._gave_up = True
+                    self._release(whole)
+                    return
+                time.sleep(wait)
+                wait = min(_RETRY_MAX_S, 2 * wait)
+        group = whole
+        self._health.succeeded("duckdb")
         self._metrics.write_seconds.observe(time.perf_counter() - t0)
         self._last_commit = time.monotonic()
         for signal, table in (("traces", "spans"), ("logs", "logs"), ("metrics", "metric_points")):
@@ -295,6 +358,13 @@ class StoreWriter:
             except OSError:
                 _log.exception("dropping committed write-ahead-log segments failed")
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """The writer's cursor on the current connection (a new one after a reopen)."""
+        if self._generation != self._store.generation:
+            self._cur = self._store.cursor()
+            self._generation = self._store.generation
+        return self._cur
+
     def _release(self, group: list[Batch]) -> None:
         for b in group:
             self._gate.release(b.reserved)
@@ -306,7 +376,7 @@ class StoreWriter:
 
     def _enforce_retention(self) -> None:
         try:
-            deleted = self._retention.enforce(self._conn, time.time_ns())
+            deleted = self._retention.enforce(self._cursor(), time.time_ns())
         except Exception:
             _log.exception("retention pass failed")
             return
