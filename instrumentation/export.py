@@ -37,7 +37,8 @@ __all__ = [
 _log = logging.getLogger("instrumentation.export")
 T = TypeVar("T")
 
-#: ``(signal, reason, count)``; reasons: ``queue_full``, ``export_failed``, ``shutdown``.
+#: ``(signal, reason, count)``; reasons: ``queue_full``, ``export_failed``, ``shutdown``,
+#: ``redaction_failed`` (a span the redactor could not mask is dropped, never sent as is).
 DropCounter = Callable[[str, str, int], None]
 
 #: Loggers of the official exporters; their per-retry warnings are folded into ours.
@@ -220,10 +221,21 @@ class BoundedBatcher(Generic[T]):
 
 
 class BoundedSpanProcessor(SpanProcessor):
-    """Queues sampled spans for a ``SpanExporter`` through a ``BoundedBatcher``."""
+    """Queues sampled spans for a ``SpanExporter`` through a ``BoundedBatcher``.
 
-    def __init__(self, exporter: Any, batcher_kwargs: dict[str, Any]) -> None:
+    ``redact`` (a ``SpanRedactor``) masks secrets in each span of a batch just before it
+    is exported, in the export thread: the request path pays nothing for it.
+    """
+
+    def __init__(
+        self,
+        exporter: Any,
+        batcher_kwargs: dict[str, Any],
+        redact: Callable[[ReadableSpan], ReadableSpan] | None = None,
+    ) -> None:
         self.exporter = exporter
+        self._redact = redact
+        self._on_drop: DropCounter = batcher_kwargs["on_drop"]
         self._batcher: BoundedBatcher[ReadableSpan] = BoundedBatcher(
             "traces", self._send, exporter.shutdown, **batcher_kwargs
         )
@@ -231,7 +243,26 @@ class BoundedSpanProcessor(SpanProcessor):
     def _send(self, batch: Sequence[ReadableSpan]) -> bool:
         from opentelemetry.sdk.trace.export import SpanExportResult
 
+        if self._redact is not None:
+            batch = self._redacted(batch)
+            if not batch:
+                return True
         return bool(self.exporter.export(batch) == SpanExportResult.SUCCESS)
+
+    def _redacted(self, batch: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        """Each span masked; one that cannot be is dropped and counted, never sent as is."""
+        assert self._redact is not None
+        out, failed = [], 0
+        for span in batch:
+            try:
+                out.append(self._redact(span))
+            except Exception:
+                failed += 1
+        if failed:
+            _log.debug("%d span(s) could not be redacted; dropped", failed)
+            with contextlib.suppress(Exception):
+                self._on_drop("traces", "redaction_failed", failed)
+        return out
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None and span.context.trace_flags.sampled:

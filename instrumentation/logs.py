@@ -26,6 +26,7 @@ __all__ = [
     "OtlpLogBridge",
     "add_service_name",
     "add_trace_context",
+    "adopt_server_loggers",
     "build_formatter",
     "install_logging",
     "shared_processors",
@@ -33,8 +34,28 @@ __all__ = [
 
 EventDict = MutableMapping[str, Any]
 _HANDLER_MARK = "_narrows_handler"
-#: Never ship these loggers' records over OTLP: an exporter failing would feed itself.
-_NOT_EXPORTED = ("opentelemetry", "instrumentation.export", "urllib3")
+#: Never ship these loggers' records over OTLP: an exporter failing would feed itself, and a
+#: server's own access line repeats what the span (and NARROWS_ACCESS_LOG) already say.
+_NOT_EXPORTED = (
+    "opentelemetry",
+    "instrumentation.export",
+    "urllib3",
+    "uvicorn.access",
+    "gunicorn.access",
+    "hypercorn.access",
+)
+#: Web servers that give their loggers their own plain-text handlers (and stop them from
+#: propagating): their tracebacks quote exception messages and their access lines the
+#: query string (``?token=…``), so they are routed through the redacting JSON pipeline.
+SERVER_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn.error",
+    "gunicorn.access",
+    "hypercorn.error",
+    "hypercorn.access",
+)
 _SEVERITY = {
     "debug": (SeverityNumber.DEBUG, "DEBUG"),
     "info": (SeverityNumber.INFO, "INFO"),
@@ -152,6 +173,20 @@ class _StandardStream(logging.StreamHandler):  # type: ignore[type-arg]
         return None
 
 
+def adopt_server_loggers(names: tuple[str, ...] = SERVER_LOGGERS) -> None:
+    """Let the web server's loggers propagate to ours instead of printing unredacted text.
+
+    Runs when telemetry is configured; a server that configures its logging after that
+    (``uvicorn.run(app)`` with its default ``log_config``) needs ``log_config=None``.
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        for existing in list(logger.handlers):
+            if not getattr(existing, _HANDLER_MARK, False):
+                logger.removeHandler(existing)
+        logger.propagate = True
+
+
 #: Client libraries that log every request at INFO; quieted unless the app set a level.
 CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3")
 
@@ -189,6 +224,7 @@ def install_logging(
     handler.setFormatter(build_formatter(service_name, redactor, bridge))
     root.addHandler(handler)
     root.setLevel(level)
+    adopt_server_loggers()
     if logging.getLevelName(level) <= logging.INFO:
         for name in CHATTY_LOGGERS:
             chatty = logging.getLogger(name)

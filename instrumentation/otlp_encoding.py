@@ -30,6 +30,9 @@ _LEN, _VARINT, _I64, _I32 = 2, 0, 1, 5
 _MASK64 = (1 << 64) - 1
 _SMALL = [bytes([i]) for i in range(128)]
 _CACHE_LIMIT = 8192
+#: Only short values are cached, so the cache is bounded in bytes too (a few MiB), not
+#: only in entries: long values (paths, stacks) are rarely repeated anyway.
+_CACHED_VALUE_LENGTH = 256
 _pair_cache: dict[tuple[bytes, str, type, Any], bytes] = {}
 _pack_q = struct.Struct("<Q").pack
 _pack_d = struct.Struct("<d").pack
@@ -99,7 +102,9 @@ def _attributes(field_tag: bytes, attributes: Mapping[str, Any] | None) -> bytes
     cache = _pair_cache
     parts = []
     for key, value in attributes.items():
-        if isinstance(value, str | bool | int | float):
+        if isinstance(value, bool | int | float) or (
+            isinstance(value, str) and len(value) <= _CACHED_VALUE_LENGTH
+        ):
             ck = (field_tag, key, type(value), value)
             encoded = cache.get(ck)
             if encoded is None:

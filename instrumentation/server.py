@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry import context, trace
+from opentelemetry import baggage, context, trace
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from instrumentation.metrics import TelemetryMetrics
 from instrumentation.settings import InstrumentationSettings
 
-__all__ = ["ActiveRequest", "ServerTelemetry"]
+__all__ = ["CLIENT_WAIT_MIN_NS", "CLIENT_WAIT_SPAN", "ActiveRequest", "ServerTelemetry"]
 
 _log = logging.getLogger("instrumentation.server")
 
@@ -35,6 +35,19 @@ PROPAGATION_HEADERS = frozenset(
     ("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled")
 )
 _SERVER = SpanKind.SERVER
+#: A child span for a wait on the client's request body (the body had not arrived when
+#: the app asked for it), when it lasted at least CLIENT_WAIT_MIN_NS: without it that
+#: time reads as the handler's own code, i.e. as a blocked event loop.
+CLIENT_WAIT_SPAN = "http receive"
+CLIENT_WAIT_MIN_NS = 1_000_000
+_MAX_CLIENT_WAITS = 4
+#: Request-controlled values (path, user agent) are cut here: HTTP servers accept ~64 kB,
+#: and every queued span would carry them while the collector is away.
+MAX_REQUEST_VALUE = 2048
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_REQUEST_VALUE else value[:MAX_REQUEST_VALUE]
 
 
 class _DictGetter(Getter[Mapping[str, str]]):
@@ -62,16 +75,26 @@ def _split_host(host: str) -> tuple[str, int | None]:
     return name, int(port) if port.isdigit() and len(port) <= 5 else None
 
 
+def _copy_baggage(ctx: Any, keys: tuple[str, ...], attrs: dict[str, Any]) -> None:
+    """Baggage entries named in ``keys`` become span attributes (short printable values
+    only: baggage is whatever the caller sent)."""
+    for key in keys:
+        value = baggage.get_baggage(key, ctx)
+        if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
+            attrs[key] = value
+
+
 class ActiveRequest:
     """The state between ``start`` and ``finish`` (slots: this is made per request)."""
 
-    __slots__ = ("attrs", "method", "span", "started", "token")
+    __slots__ = ("attrs", "client_waits", "method", "span", "started", "token")
 
     def __init__(
         self, method: str, span: Any, token: Any, started: float, attrs: dict[str, Any]
     ) -> None:
         self.method, self.span, self.token, self.started = method, span, token, started
         self.attrs = attrs
+        self.client_waits = 0
 
 
 class ServerTelemetry:
@@ -95,8 +118,11 @@ class ServerTelemetry:
         self._propagator = propagator
         self._metrics = metrics
         self._access = access_logger
+        #: ``Telemetry.flush``: adapters call it when the app's lifespan ends
+        self.flush: Callable[[], bool] | None = None
         patterns = [p for p in settings.excluded_urls if p]
         self._excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self._baggage_keys = settings.baggage_span_attributes
 
     def is_excluded(self, path: str) -> bool:
         """``OTEL_PYTHON_EXCLUDED_URLS`` entries are regexes searched in the path."""
@@ -123,10 +149,10 @@ class ServerTelemetry:
         attrs: dict[str, Any] = {
             "http.request.method": method,
             "url.scheme": scheme,
-            "url.path": path,
+            "url.path": _cut(path),
         }
         if method != original:
-            attrs["http.request.method_original"] = original
+            attrs["http.request.method_original"] = _cut(original)
         if client:
             attrs["client.address"] = client
         host = headers.get("host")
@@ -137,7 +163,7 @@ class ServerTelemetry:
                 attrs["server.port"] = port
         agent = headers.get("user-agent")
         if agent:
-            attrs["user_agent.original"] = agent
+            attrs["user_agent.original"] = _cut(agent)
         if protocol_version:
             attrs["network.protocol.version"] = protocol_version
         parent = None
@@ -146,6 +172,8 @@ class ServerTelemetry:
                 parent = self._propagator.extract(headers, getter=_GETTER)
             except Exception:  # a malformed header starts a new trace, never a 500
                 parent = None
+            if parent is not None and self._baggage_keys and "baggage" in headers:
+                _copy_baggage(parent, self._baggage_keys, attrs)
         # The attributes go on at the end, with the response's, in one validated batch:
         # the SDK's per-call attribute handling is the largest part of a span's cost, and
         # the configured samplers do not look at attributes.
@@ -200,6 +228,21 @@ class ServerTelemetry:
         finally:
             if detach:
                 context.detach(request.token)
+
+    def client_wait(self, request: ActiveRequest, start_ns: int, end_ns: int) -> None:
+        """Record a wait for the client's body as a ``CLIENT_WAIT_SPAN`` child span (at
+        most a few per request: a long upload is one wait per chunk)."""
+        if request.client_waits >= _MAX_CLIENT_WAITS:
+            return
+        request.client_waits += 1
+        try:
+            parent = trace.set_span_in_context(request.span)
+            span = self._tracer.start_span(
+                CLIENT_WAIT_SPAN, parent, SpanKind.INTERNAL, start_time=start_ns
+            )
+            span.end(end_time=end_ns)
+        except Exception:  # telemetry must never turn a request into an error
+            _log.debug("recording a client wait failed", exc_info=True)
 
     def detach(self, request: ActiveRequest) -> None:
         context.detach(request.token)

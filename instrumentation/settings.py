@@ -73,6 +73,11 @@ class InstrumentationSettings:
     span_batch_size: int = 512
     span_schedule_delay_s: float = 5.0
     excluded_urls: tuple[str, ...] = ()
+    #: baggage entries copied onto SERVER spans as attributes of the same name
+    baggage_span_attributes: tuple[str, ...] = ("app.tenant",)
+    #: longer span/event attribute values are truncated (the SDK's default is no limit,
+    #: which lets request-controlled values make every queued span large)
+    attribute_value_length_limit: int = 8192
     disabled_instrumentations: tuple[str, ...] = ()
     # Logs
     logs_exporter: str = "otlp"
@@ -157,6 +162,14 @@ def _read(env: Env) -> dict[str, Any]:
         "span_batch_size": int(env.number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, minimum=1)),
         "span_schedule_delay_s": env.number("OTEL_BSP_SCHEDULE_DELAY", 5000, minimum=1) / 1000,
         "excluded_urls": tuple(excluded),
+        "baggage_span_attributes": _baggage_keys(env.items("NARROWS_BAGGAGE_SPAN_ATTRIBUTES")),
+        "attribute_value_length_limit": int(
+            env.number(
+                "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                env.number("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", 8192, minimum=1),
+                minimum=1,
+            )
+        ),
         "disabled_instrumentations": tuple(env.items("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")),
         "logs_exporter": env.choice("OTEL_LOGS_EXPORTER", LOGS_EXPORTERS, "otlp"),
         "log_queue_size": int(env.number("OTEL_BLRP_MAX_QUEUE_SIZE", 2048, minimum=1)),
@@ -172,6 +185,13 @@ def _read(env: Env) -> dict[str, Any]:
         "cardinality_limit": int(env.number("NARROWS_METRIC_CARDINALITY_LIMIT", 2000, minimum=2)),
         "shutdown_timeout_s": env.number("NARROWS_SHUTDOWN_TIMEOUT", 5.0, minimum=0),
     }
+
+
+def _baggage_keys(items: list[str]) -> tuple[str, ...]:
+    """Unset: ``app.tenant``; ``none``: no baggage on spans; else the keys listed."""
+    if not items:
+        return ("app.tenant",)
+    return tuple(i for i in items if i.lower() != "none")
 
 
 def _protocol(env: Env) -> str:
@@ -208,6 +228,13 @@ def _validate(s: InstrumentationSettings) -> None:
         ("metrics_path", s.metrics_path.startswith("/"), "a path starting with /"),
         ("service_name", bool(s.service_name), "a non-empty string"),
     ]
+    checks.append(
+        (
+            "attribute_value_length_limit",
+            s.attribute_value_length_limit >= 1,
+            "an integer >= 1",
+        )
+    )
     for q in ("span_queue_size", "span_batch_size", "log_queue_size", "log_batch_size"):
         checks.append((q, getattr(s, q) >= 1, "an integer >= 1"))
     for name, ok, valid in checks:

@@ -20,12 +20,13 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import sampling as s
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from instrumentation.export import BoundedSpanProcessor, DropCounter, ExportFailureFilter
+from instrumentation.redaction import Redactor, SpanRedactor
 from instrumentation.settings import InstrumentationSettings
 
 __all__ = [
@@ -143,6 +144,7 @@ def build_span_processors(
 ) -> list[SpanProcessor]:
     """One bounded processor per exporter named in ``OTEL_TRACES_EXPORTER``."""
     processors: list[SpanProcessor] = []
+    redact = SpanRedactor(Redactor(settings.redact_keys))
     common = {
         "queue_size": settings.span_queue_size,
         "batch_size": settings.span_batch_size,
@@ -179,7 +181,9 @@ def build_span_processors(
             exporter, destination = ConsoleSpanExporter(), "stdout"
         else:
             continue
-        processors.append(BoundedSpanProcessor(exporter, {**common, "destination": destination}))
+        processors.append(
+            BoundedSpanProcessor(exporter, {**common, "destination": destination}, redact)
+        )
     return processors
 
 
@@ -189,8 +193,12 @@ def build_tracer_provider(
     processors: Sequence[SpanProcessor],
 ) -> TracerProvider:
     # shutdown_on_exit=False: Telemetry registers one bounded shutdown for all signals.
+    length = settings.attribute_value_length_limit
     provider = TracerProvider(
-        resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False
+        resource=resource,
+        sampler=build_sampler(settings),
+        shutdown_on_exit=False,
+        span_limits=SpanLimits(max_attribute_length=length, max_span_attribute_length=length),
     )
     for processor in processors:
         provider.add_span_processor(processor)

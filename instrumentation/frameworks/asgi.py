@@ -1,17 +1,22 @@
 """A lean pure-ASGI server middleware: one span, the RED metrics and the context in one pass.
 
 It also answers ``GET /metrics`` itself (no routing, no ``/metrics/`` redirect), and
-passes lifespan/websocket traffic through untouched. A request already seen by an
-outer Narrows middleware (a mounted sub-app, or ``instrument`` after zero-code) is not
+passes websocket traffic through untouched. When the app's lifespan ends it flushes the
+queued spans and logs (bounded by ``NARROWS_SHUTDOWN_TIMEOUT``) before passing the
+"shutdown complete" on: uvicorn re-raises SIGTERM after its graceful shutdown, so the
+process dies by the signal and no atexit hook runs. A request already seen by an outer
+Narrows middleware (a mounted sub-app, or ``instrument`` after zero-code) is not
 recorded twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from instrumentation.server import PROPAGATION_HEADERS, ServerTelemetry
+from instrumentation.server import CLIENT_WAIT_MIN_NS, PROPAGATION_HEADERS, ServerTelemetry
 
 __all__ = ["NarrowsASGIMiddleware", "route_template"]
 
@@ -63,17 +68,21 @@ class NarrowsASGIMiddleware:
         self.app = app
         self._server = server
 
+    def _resolve(self) -> ServerTelemetry | None:
+        server = self._server
+        return server if isinstance(server, ServerTelemetry) else server()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flush_at_shutdown(send))
+            return
         if scope["type"] != "http" or _MARK in scope:
             await self.app(scope, receive, send)
             return
-        server = self._server
-        if not isinstance(server, ServerTelemetry):
-            resolved = server()
-            if resolved is None:
-                await self.app(scope, receive, send)
-                return
-            server = resolved
+        server = self._resolve()
+        if server is None:
+            await self.app(scope, receive, send)
+            return
         path: str = scope["path"]
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
@@ -100,6 +109,17 @@ class NarrowsASGIMiddleware:
         status = 500  # what the client sees if the app dies before answering
         done = False
 
+        async def receive_timed() -> Message:
+            # The body may come after the headers (a slow or busy client): a wait for it is
+            # the client's time, recorded as a child span, not the handler's own time.
+            started = time.time_ns()
+            message = await receive()
+            if message.get("type") == "http.request":
+                ended = time.time_ns()
+                if ended - started >= CLIENT_WAIT_MIN_NS:
+                    server.client_wait(request, started, ended)
+            return message
+
         async def send_status(message: Message) -> None:
             nonlocal status, done
             kind = message["type"]
@@ -115,7 +135,7 @@ class NarrowsASGIMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive_timed, send_status)
         except BaseException as exc:
             if done:
                 server.late_exception(request, route_template(scope), exc)
@@ -127,6 +147,16 @@ class NarrowsASGIMiddleware:
                 server.finish(request, status, route_template(scope), detach=False)
         finally:
             server.detach(request)
+
+    def _flush_at_shutdown(self, send: Send) -> Send:
+        async def send_after_flush(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                server = self._resolve()
+                if server is not None and server.flush is not None:
+                    await asyncio.to_thread(server.flush)  # bounded; never raises
+            await send(message)
+
+        return send_after_flush
 
 
 async def _serve_metrics(server: ServerTelemetry, scope: Scope, send: Send, accept: str) -> None:
