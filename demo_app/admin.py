@@ -3,34 +3,48 @@
 These routes live on the outer, uninstrumented app (see main.py): a request path such as
 ``/admin/faults/slow_shard`` would otherwise land in a span's ``url.path`` and give the
 answer away. The one trace an operator's change leaves is the "fault changed" log line.
+
+The app's ``state.demo`` only needs a ``faults`` attribute; an app may set
+``state.fault_hook`` (an async callable) to act on every change — the micro topology's
+gateway forwards the change to the processes that simulate it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 
 from demo_app.exceptions import InvalidFaultParams
-from demo_app.faults import log_change
-from demo_app.service import DemoService
+from demo_app.faults import Faults, log_change
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/admin/faults")
 
 
-def _service(request: Request) -> DemoService:
-    service: DemoService = request.app.state.demo
+class _HasFaults(Protocol):
+    faults: Faults
+
+
+def _service(request: Request) -> _HasFaults:
+    service: _HasFaults = request.app.state.demo
     return service
 
 
-def _listing(service: DemoService) -> dict[str, Any]:
+async def _changed(request: Request) -> None:
+    hook: Callable[[], Awaitable[None]] | None = getattr(request.app.state, "fault_hook", None)
+    if hook is not None:
+        await hook()
+
+
+def _listing(service: _HasFaults) -> dict[str, Any]:
     return {
         "faults": service.faults.describe(),
-        "shards": len(service.shards),
-        "seed": service.settings.fault_seed,
+        "shards": service.faults.shards,
+        "seed": service.faults.seed,
     }
 
 
@@ -66,6 +80,7 @@ async def set_fault(name: str, request: Request) -> dict[str, Any]:
     old = faults.params(name)
     new = faults.set(name, raw)
     log_change(name, old, new)
+    await _changed(request)
     return faults.describe(name)[0]
 
 
@@ -75,12 +90,16 @@ async def clear_fault(name: str, request: Request) -> dict[str, Any]:
     old = faults.clear(name)
     if old is not None:
         log_change(name, old, None)
+        await _changed(request)
     return faults.describe(name)[0]
 
 
 @router.delete("")
 async def clear_all(request: Request) -> dict[str, Any]:
     service = _service(request)
-    for name, old in service.faults.clear_all().items():
+    cleared = service.faults.clear_all()
+    for name, old in cleared.items():
         log_change(name, old, None)
+    if cleared:
+        await _changed(request)
     return _listing(service)

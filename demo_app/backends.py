@@ -8,6 +8,7 @@ shard store above never knows which backend it talks to, apart from ``system`` (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import sqlite3
@@ -37,6 +38,11 @@ class Result:
 
 
 class Connection(Protocol):
+    @property
+    def lost(self) -> bool:
+        """True once the server is known to have dropped this connection (not a SQL error)."""
+        ...
+
     async def execute(self, sql: str, params: Sequence[object] = ()) -> Result: ...
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
     async def begin(self, *, exclusive: bool = False) -> None: ...
@@ -65,11 +71,24 @@ class _SqliteConnection:
         self._conn = conn
         self._executor = executor
 
+    @property
+    def lost(self) -> bool:
+        return False  # a file has no server to lose
+
     async def _run(self, fn: Callable[[], T]) -> T:
         # run_in_executor does not carry contextvars; copy them so spans nest correctly.
         ctx = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(ctx.run, fn))
+        future = loop.run_in_executor(self._executor, functools.partial(ctx.run, fn))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: a cancelled caller (a sibling's failure in a
+            # fan-out, a client gone) keeps this connection until its thread has finished,
+            # so the pool never hands it out, nor closes it, while sqlite3 still runs on it
+            # (closing a connection in use from another thread crashes the process).
+            await _wait_out(future)
+            raise
 
     async def execute(self, sql: str, params: Sequence[object] = ()) -> Result:
         def run() -> Result:
@@ -108,6 +127,16 @@ class _SqliteConnection:
 
     async def close(self) -> None:
         await self._run(self._conn.close)
+
+
+async def _wait_out(future: asyncio.Future[Any]) -> None:
+    """Wait until ``future`` is done, through any further cancellation (the caller re-raises
+    it afterwards); the thread's own result or error no longer matters."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not log "never retrieved"
 
 
 class SqliteBackend:
@@ -157,6 +186,12 @@ def postgres_dbname(dsn: str) -> str:
 class _PostgresConnection:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+
+    @property
+    def lost(self) -> bool:
+        # psycopg marks a connection broken when the server went away under it (a restart,
+        # a crash, a proxy's idle timeout), never for an error the server reported.
+        return bool(self._conn.broken or self._conn.closed)
 
     async def execute(self, sql: str, params: Sequence[object] = ()) -> Result:
         async with self._conn.cursor() as cur:

@@ -77,18 +77,19 @@ class Catalog:
 
     # --- cache-aside ----------------------------------------------------------------------
 
-    async def _cached(self, item_id: int) -> Item | None:
+    async def _cached(self, item_id: int) -> tuple[Item | None, bool]:
+        """(the cached item or None, whether the cache answered at all)."""
         if self.cache is None:
-            return None
+            return None, False
         try:
             with cache_lookup(self.cache.name, system=self.cache.system) as lookup:
                 raw = await self.cache.get(cache_key(item_id))
                 lookup.hit = raw is not None
         except CacheUnavailable:
-            return None  # recorded as a cache error on the span; read the shard instead
+            return None, False  # recorded as a cache error on the span; read the shard
         if raw is None:
-            return None
-        return Item.model_validate_json(raw)
+            return None, True
+        return Item.model_validate_json(raw), True
 
     async def _fill(self, item: Item) -> None:
         if self.cache is None:
@@ -111,12 +112,14 @@ class Catalog:
             _log.warning("cache invalidation failed for %d key(s); stale until TTL", len(keys))
 
     async def get(self, item_id: int) -> Item | None:
-        cached = await self._cached(item_id)
+        cached, reachable = await self._cached(item_id)
         if cached is not None:
             return cached
         items = await self._read(self.shards.for_key(item_id).id, [item_id])
         item = items.get(item_id)
-        if item is not None:
+        # A cache that just failed this request's lookup is not asked to store the item:
+        # during an outage that second failing call doubled the cost of every read.
+        if item is not None and reachable:
             await self._fill(item)
         return item
 

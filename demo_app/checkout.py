@@ -27,14 +27,15 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 
 from demo_app.backends import Connection
 from demo_app.catalog import Catalog, fan_out
 from demo_app.exceptions import InsufficientStock, NotFound, ShardUnavailable
 from demo_app.models import Item, Order, OrderIn, OrderLine
-from demo_app.shards import HeldConnection, shard_for
+from demo_app.shards import HeldConnection, Shards, shard_for
 
-__all__ = ["checkout", "get_order", "new_order_id"]
+__all__ = ["checkout", "decrement", "get_order", "new_order_id", "read_items", "read_order"]
 
 _log = logging.getLogger(__name__)
 
@@ -44,11 +45,12 @@ def new_order_id() -> int:
     return secrets.randbits(52) + 1
 
 
-async def _read_items(catalog: Catalog, request: OrderIn) -> dict[int, Item]:
-    calls = [(lambda i=line.id: catalog.get(i)) for line in request.items]
+async def read_items(catalog: Catalog, lines: Sequence[OrderLine]) -> dict[int, Item]:
+    """Step 1: the items through the cache, in parallel; 404/409 before anything is written."""
+    calls = [(lambda i=line.id: catalog.get(i)) for line in lines]
     items = await fan_out(calls, sequential=False)
     found: dict[int, Item] = {}
-    for line, item in zip(request.items, items, strict=True):
+    for line, item in zip(lines, items, strict=True):
         if item is None:
             raise NotFound(f"item {line.id} not found")
         if item.stock < line.quantity:
@@ -57,7 +59,7 @@ async def _read_items(catalog: Catalog, request: OrderIn) -> dict[int, Item]:
     return found
 
 
-async def _decrement(held: HeldConnection, line: OrderLine) -> None:
+async def decrement(held: HeldConnection, line: OrderLine) -> None:
     async def update(conn: Connection) -> int:
         result = await conn.execute(
             "UPDATE items SET stock = stock - ? WHERE id = ? AND stock >= ?",
@@ -83,7 +85,7 @@ async def _insert_order(held: HeldConnection, order: Order) -> None:
 
 async def checkout(catalog: Catalog, request: OrderIn) -> Order:
     shards = catalog.shards
-    items = await _read_items(catalog, request)
+    items = await read_items(catalog, request.items)
     order = Order(
         id=new_order_id(),
         customer=request.customer,
@@ -101,7 +103,7 @@ async def checkout(catalog: Catalog, request: OrderIn) -> Order:
         for shard_id in involved:  # ascending: see rule 2
             held[shard_id] = await stack.enter_async_context(shards[shard_id].hold())
             for item_id in sorted(by_shard.get(shard_id, [])):
-                await _decrement(held[shard_id], lines[item_id])
+                await decrement(held[shard_id], lines[item_id])
             if shard_id == order_shard:
                 await _insert_order(held[shard_id], order)
         await _commit_all(catalog, order, [held[s] for s in involved], by_shard, order_shard)
@@ -167,6 +169,12 @@ async def _compensate(
 
 
 async def get_order(catalog: Catalog, order_id: int) -> Order:
+    return await read_order(catalog.shards, order_id)
+
+
+async def read_order(shards: Shards, order_id: int) -> Order:
+    """The order from the shard that owns its id; NotFound (404) when there is none."""
+
     async def select(conn: Connection) -> Order | None:
         result = await conn.execute(
             "SELECT id, customer, total, lines, created_at FROM orders WHERE id = ?", (order_id,)
@@ -182,7 +190,7 @@ async def get_order(catalog: Catalog, order_id: int) -> Order:
             created_at=float(created_at),
         )
 
-    order = await catalog.shards.for_key(order_id).run("SELECT", "orders", select)
+    order = await shards.for_key(order_id).run("SELECT", "orders", select)
     if order is None:
         raise NotFound(f"order {order_id} not found")
     return order

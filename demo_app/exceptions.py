@@ -6,6 +6,8 @@ DemoError
 ├── NotFound         404   an item or order that does not exist
 ├── InsufficientStock 409  a checkout asking for more than is in stock
 ├── ShardUnavailable 503   a shard could not answer (down, failing, or no pool connection)
+├── Unavailable      503   (micro topology) a service that cannot answer now: try again
+├── Forwarded      4xx/5xx (micro topology) another service's error answer, passed on
 ├── CacheUnavailable       the cache did not answer; never reaches a client (shard read)
 └── FaultError             a bad fault switch request
     ├── UnknownFault  404
@@ -19,11 +21,13 @@ __all__ = [
     "ConfigError",
     "DemoError",
     "FaultError",
+    "Forwarded",
     "InsufficientStock",
     "InvalidFaultParams",
     "InvalidInput",
     "NotFound",
     "ShardUnavailable",
+    "Unavailable",
     "UnknownFault",
 ]
 
@@ -64,6 +68,24 @@ class ShardUnavailable(DemoError):
         super().__init__(f"shard {shard} unavailable: {reason}")
         self.shard = shard
         self.reason = reason
+
+
+class Unavailable(DemoError):
+    """Not now: the answer carries ``Retry-After``."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Forwarded(DemoError):
+    """An upstream service's 4xx/5xx answer, passed on to our client with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class CacheUnavailable(DemoError):

@@ -11,6 +11,9 @@ a comment there saying what it simulates:
     cpu_burn                    demo_app/routes.py   (CPU work on the event loop in a handler)
     hot_keys                    demo_app/load.py     (the traffic itself; read from /admin/faults)
 
+The micro topology's faults (slow_replica, replica_down, retry_storm) are specified in
+demo_app/micro/faults.py and use the same ``Faults`` state with a wider spec table.
+
 Ground truth stays out of the telemetry: nothing here touches spans, metrics or logs, except
 ``log_change`` — the one "fault changed" line the admin endpoint writes.
 """
@@ -25,7 +28,16 @@ from typing import Any
 
 from demo_app.exceptions import InvalidFaultParams, UnknownFault
 
-__all__ = ["FAULTS", "FaultSpec", "Faults", "Param", "log_change", "parse_fault_arg"]
+__all__ = [
+    "ALL_FAULTS",
+    "FAULTS",
+    "MICRO_FAULTS",
+    "FaultSpec",
+    "Faults",
+    "Param",
+    "log_change",
+    "parse_fault_arg",
+]
 
 _log = logging.getLogger("demo_app.admin")
 
@@ -117,6 +129,47 @@ FAULTS: dict[str, FaultSpec] = {
 }
 
 
+#: retry_storm's catalog hiccups last this long (see ``Faults.in_hiccup``)
+HICCUP_SLOT_S = 0.2
+_INSTANCE = Param("instance", int, None, 0, None, "catalog replica index (0 … replicas-1)")
+
+#: Faults of the micro topology (`narrows up --topology micro`); where each one is simulated:
+#:   slow_replica   demo_app/micro/catalog_app.py  (a replica on a degraded host)
+#:   replica_down   narrows/supervisor.py          (the replica's process is gone)
+#:   retry_storm    demo_app/micro/upstream.py     (the gateway's retry policy) and
+#:                  demo_app/micro/catalog_app.py  (the few failures that set it off)
+MICRO_FAULTS: dict[str, FaultSpec] = {
+    spec.name: spec
+    for spec in (
+        FaultSpec(
+            "slow_replica",
+            "one catalog replica answers every request late",
+            (
+                _INSTANCE,
+                Param("delay_ms", float, 200.0, 0, 60_000, "added to every request"),
+                Param("jitter_ms", float, 0.0, 0, 60_000, "plus a uniform 0…jitter_ms"),
+            ),
+        ),
+        FaultSpec(
+            "replica_down",
+            "one catalog replica's process is stopped and not restarted while this is on",
+            (_INSTANCE,),
+        ),
+        FaultSpec(
+            "retry_storm",
+            "the gateway retries every failed call at once, many times, against a catalog "
+            "that fails a few requests",
+            (
+                Param("retries", int, 5, 1, 20, "retries per call"),
+                Param("backoff_ms", float, 0.0, 0, 10_000, "pause before each retry"),
+                Param("error_rate", float, 0.05, 0, 1, "share of time the catalog fails"),
+            ),
+        ),
+    )
+}
+ALL_FAULTS: dict[str, FaultSpec] = {**FAULTS, **MICRO_FAULTS}
+
+
 def _coerce(param: Param, value: object) -> Value:
     """Strict JSON types, plus numeric strings (what `k=v` on a command line gives)."""
     if param.kind is str:
@@ -162,8 +215,20 @@ class Faults:
     """The active faults of one service, with typed accessors for the places that misbehave."""
 
     def __init__(
-        self, *, shards: int, routes: Sequence[str], seed: int = 1, item_count: int = 10_000
+        self,
+        *,
+        shards: int,
+        routes: Sequence[str],
+        seed: int = 1,
+        item_count: int = 10_000,
+        specs: Mapping[str, FaultSpec] = FAULTS,
+        replicas: int = 1,
+        instance: int = 0,
     ) -> None:
+        self._specs = dict(specs)
+        self._replicas = replicas
+        #: this process's replica index (the micro topology's catalog replicas)
+        self.instance = instance
         self._shards = shards
         self._routes = tuple(routes)
         self._seed = seed
@@ -174,12 +239,28 @@ class Faults:
 
     # --- switching ------------------------------------------------------------------------
 
-    @staticmethod
-    def spec(name: str) -> FaultSpec:
-        spec = FAULTS.get(name)
+    def spec(self, name: str) -> FaultSpec:
+        spec = self._specs.get(name)
         if spec is None:
-            raise UnknownFault(f"unknown fault {name[:50]!r}; known faults: {', '.join(FAULTS)}")
+            known = ", ".join(self._specs)
+            raise UnknownFault(f"unknown fault {name[:50]!r}; known faults: {known}")
         return spec
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._specs)
+
+    @property
+    def shards(self) -> int:
+        return self._shards
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    def active(self) -> dict[str, dict[str, Value]]:
+        """The faults that are on, with their parameters (a copy)."""
+        return {name: dict(params) for name, params in self._active.items()}
 
     def validate(self, name: str, raw: Mapping[str, object]) -> dict[str, Value]:
         """Parameters with defaults filled in; UnknownFault/InvalidFaultParams say what is wrong."""
@@ -200,6 +281,10 @@ class Faults:
                 out[pname] = param.default
         if "shard" in out and not 0 <= int(out["shard"]) < self._shards:
             raise InvalidFaultParams(f"shard={out['shard']} is out of range 0 … {self._shards - 1}")
+        if "instance" in out and not 0 <= int(out["instance"]) < self._replicas:
+            raise InvalidFaultParams(
+                f"instance={out['instance']} is out of range 0 … {self._replicas - 1}"
+            )
         if name == "cpu_burn" and out["route"] != "*" and out["route"] not in self._routes:
             raise InvalidFaultParams(
                 f"route {out['route']!r} is not a route of this service; "
@@ -238,7 +323,7 @@ class Faults:
     def describe(self, name: str | None = None) -> list[dict[str, Any]]:
         """What GET /admin/faults answers: every fault, active or not, with its parameters."""
         out = []
-        for spec in FAULTS.values():
+        for spec in self._specs.values():
             if name is not None and spec.name != name:
                 continue
             entry: dict[str, Any] = {
@@ -295,6 +380,38 @@ class Faults:
 
     def hot_ids(self) -> list[int]:
         return list(self._hot_ids)
+
+    def replica_delay_s(self) -> float:
+        """Extra latency of this replica (slow_replica naming this process's index)."""
+        params = self._active.get("slow_replica")
+        if params is None or int(params["instance"]) != self.instance:
+            return 0.0
+        jitter = float(params["jitter_ms"])
+        extra = self._rngs["slow_replica"].uniform(0, jitter) if jitter else 0.0
+        return (float(params["delay_ms"]) + extra) / 1000.0
+
+    def in_hiccup(self, now: float) -> bool:
+        """Whether wall-clock time ``now`` falls in one of retry_storm's short catalog
+        hiccups: 200 ms slots, ``error_rate`` of them failing, chosen by a hash of the slot
+        and the seed — the same slots in every replica (a shared dependency stalling)."""
+        params = self._active.get("retry_storm")
+        if params is None:
+            return False
+        slot = int(now / HICCUP_SLOT_S)
+        seed = int(params["seed"]) or self._seed
+        return random.Random(slot * 1_000_003 + seed).random() < float(params["error_rate"])
+
+    def aggressive_retries(self) -> tuple[int, float] | None:
+        """retry_storm's (retries, backoff seconds) for a client, or None (normal policy)."""
+        params = self._active.get("retry_storm")
+        if params is None:
+            return None
+        return int(params["retries"]), float(params["backoff_ms"]) / 1000.0
+
+    def replica_down(self) -> int | None:
+        """The index of the catalog replica that replica_down stops, if it is on."""
+        params = self._active.get("replica_down")
+        return None if params is None else int(params["instance"])
 
 
 def parse_fault_arg(text: str) -> tuple[str, dict[str, Value]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from demo_app.load_plan import KINDS, KeyChooser, Planned, RequestPlanner, parse_keys
@@ -44,6 +44,8 @@ class LoadConfig:
     seed: int = 1
     progress_s: float = 5.0
     hot_keys_poll_s: float = 2.0
+    #: requests carry baggage app.tenant=tenant-1 … tenant-N (0: no baggage)
+    tenants: int = 3
 
     @property
     def mode(self) -> str:
@@ -58,10 +60,15 @@ class LoadGenerator:
         config: LoadConfig,
         *,
         progress: Callable[[str], None] | None = None,
+        on_step: Callable[[StepStats], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
+        # Called with each finished step (`narrows capacity` prints one line per step).
+        self._on_step = on_step
         self._rng = random.Random(config.seed)
+        # Its own generator, so the request plan of a seed is the same with or without tenants.
+        self._tenant_rng = random.Random(f"{config.seed}:tenants")
         self._keys = KeyChooser(config.max_id, parse_keys(config.keys), self._rng)
         self._planner = RequestPlanner(config.mix, self._keys, self._rng)
         self._progress = progress
@@ -97,7 +104,11 @@ class LoadGenerator:
             },
         )
         headers: dict[str, str] = {}
-        propagate.inject(headers, context=trace.set_span_in_context(span))
+        ctx = trace.set_span_in_context(span)
+        if self.config.tenants:
+            tenant = f"tenant-{self._tenant_rng.randint(1, self.config.tenants)}"
+            ctx = baggage.set_baggage("app.tenant", tenant, ctx)
+        propagate.inject(headers, context=ctx)
         status: int | None = None
         try:
             # Our span is the client span: keep a library instrumentor from adding another.
@@ -247,6 +258,8 @@ class LoadGenerator:
                         progress.cancel()
                         step.elapsed_s = time.monotonic() - started
                         report.steps.append(step)
+                    if self._on_step is not None:
+                        self._on_step(step)
             finally:
                 poller.cancel()
                 await asyncio.gather(poller, return_exceptions=True)

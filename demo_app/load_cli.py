@@ -55,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument(
+        "--tenants",
+        type=int,
+        default=3,
+        help="requests carry baggage app.tenant=tenant-1 … tenant-N (default 3; 0: none)",
+    )
+    parser.add_argument(
         "--progress", type=float, default=5.0, help="seconds between progress lines (0: none)"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -94,6 +100,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         (args.timeout > 0, "--timeout must be positive"),
         (args.max_inflight >= 1, "--max-inflight must be ≥ 1"),
         (args.progress >= 0, "--progress must be ≥ 0"),
+        (0 <= args.tenants <= 1000, "--tenants must be 0 … 1000"),
     ]
     for ok, message in checks:
         if not ok:
@@ -113,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         max_inflight=args.max_inflight,
         seed=args.seed,
         progress_s=args.progress,
+        tenants=args.tenants,
     )
 
 

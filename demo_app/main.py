@@ -9,6 +9,7 @@ The operations routes stay outside the instrumentation so switching a fault leav
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +22,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from demo_app import admin, routes
-from demo_app.exceptions import DemoError, ShardUnavailable
+from demo_app.exceptions import DemoError, ShardUnavailable, Unavailable
 from demo_app.service import DemoService
 from demo_app.settings import DemoSettings
-from instrumentation import instrument
+from instrumentation import current, instrument
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "errors_as_json", "flush_telemetry"]
 
 _log = logging.getLogger("demo_app")
 
@@ -37,6 +38,8 @@ async def _demo_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ShardUnavailable):
         _log.warning("%s", exc)
         headers["Retry-After"] = "1"
+    elif isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
     return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
 
@@ -61,10 +64,20 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
-def _errors_as_json(app: FastAPI) -> None:
+def errors_as_json(app: FastAPI) -> None:
+    """Every error the demo raises on purpose, and FastAPI's own, as ``{"error": reason}``."""
     app.add_exception_handler(DemoError, _demo_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
+
+
+async def flush_telemetry() -> None:
+    """Send the queued spans and logs (bounded by NARROWS_SHUTDOWN_TIMEOUT) as the outer
+    app's lifespan ends: the instrumented API app is mounted, and a mount gets no lifespan
+    of its own, while uvicorn ends the process by re-raising SIGTERM (no atexit hook)."""
+    telemetry = current()
+    if telemetry is not None:
+        await asyncio.to_thread(telemetry.flush)
 
 
 def create_app(settings: DemoSettings | None = None) -> FastAPI:
@@ -79,11 +92,12 @@ def create_app(settings: DemoSettings | None = None) -> FastAPI:
             yield
         finally:
             await service.close()
+            await flush_telemetry()
 
     api = FastAPI(title="Narrows demo")
     api.state.demo = service
     api.include_router(routes.router)
-    _errors_as_json(api)
+    errors_as_json(api)
     instrument(api, service_name=settings.service_name)
 
     ops = FastAPI(
@@ -96,7 +110,7 @@ def create_app(settings: DemoSettings | None = None) -> FastAPI:
     )
     ops.state.demo = service
     ops.include_router(admin.router)
-    _errors_as_json(ops)
+    errors_as_json(ops)
 
     @ops.get("/healthz")
     async def healthz() -> dict[str, Any]:

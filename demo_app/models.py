@@ -14,6 +14,7 @@ __all__ = [
     "Order",
     "OrderIn",
     "OrderLine",
+    "StockIn",
 ]
 
 MAX_ITEM_ID = 2**31 - 1
@@ -50,6 +51,13 @@ class OrderLine(BaseModel):
     quantity: Annotated[int, Field(ge=1, le=1_000, strict=True)] = 1
 
 
+def _distinct(lines: list[OrderLine]) -> list[OrderLine]:
+    ids = [line.id for line in lines]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each item may appear once; add up the quantities instead")
+    return lines
+
+
 class OrderIn(BaseModel):
     """POST /orders: one line per distinct item."""
 
@@ -61,10 +69,20 @@ class OrderIn(BaseModel):
     @field_validator("items")
     @classmethod
     def _distinct(cls, lines: list[OrderLine]) -> list[OrderLine]:
-        ids = [line.id for line in lines]
-        if len(set(ids)) != len(ids):
-            raise ValueError("each item may appear once; add up the quantities instead")
-        return lines
+        return _distinct(lines)
+
+
+class StockIn(BaseModel):
+    """The micro topology's catalog: POST /stock/reserve and /stock/release."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[OrderLine], Field(min_length=1, max_length=MAX_ORDER_LINES)]
+
+    @field_validator("items")
+    @classmethod
+    def _distinct(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        return _distinct(lines)
 
 
 class Order(BaseModel):

@@ -94,6 +94,15 @@ class BoundedPool(Generic[C]):
             await self._safe_close(conn)
         await self._give_back(None if broken else conn)
 
+    async def discard_idle(self) -> int:
+        """Close every idle connection (after one turned out lost: its siblings were opened
+        to the same server and went with it). Returns how many were closed."""
+        async with self._cond:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._safe_close(conn)
+        return len(idle)
+
     async def _give_back(self, conn: C | None) -> None:
         async with self._cond:
             self._in_use -= 1

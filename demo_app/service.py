@@ -5,24 +5,16 @@ One object per app, kept on ``app.state.demo``; ``open()``/``close()`` run in th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from demo_app.backends import Backend, PostgresBackend, SqliteBackend
 from demo_app.cache import Cache, make_cache
 from demo_app.catalog import Catalog
-from demo_app.faults import Faults, log_change, parse_fault_arg
+from demo_app.faults import FAULTS, Faults, FaultSpec, log_change, parse_fault_arg
 from demo_app.settings import DemoSettings
-from demo_app.shards import Shards, ShardStore
+from demo_app.shards import Shards
 
 __all__ = ["DemoService"]
-
-
-def _backends(settings: DemoSettings) -> list[Backend]:
-    if not settings.shard_dsns:
-        folder = settings.data_dir / "demo" / f"{settings.shards}-shards"
-        return [SqliteBackend(folder / f"shard_{i}.sqlite") for i in range(settings.shards)]
-    return [PostgresBackend(dsn) for dsn in settings.expanded_dsns()]
 
 
 @dataclass
@@ -34,30 +26,33 @@ class DemoService:
     catalog: Catalog
 
     @classmethod
-    def build(cls, settings: DemoSettings, routes: Sequence[str]) -> DemoService:
-        """Everything but I/O (connections open lazily; tables are made in ``open``)."""
+    def build(
+        cls,
+        settings: DemoSettings,
+        routes: Sequence[str],
+        *,
+        specs: Mapping[str, FaultSpec] = FAULTS,
+        replicas: int = 1,
+        instance: int = 0,
+    ) -> DemoService:
+        """Everything but I/O (connections open lazily; tables are made in ``open``).
+
+        ``specs``/``replicas``/``instance``: the micro topology's catalog replicas also take
+        its faults, and know which replica they are.
+        """
         faults = Faults(
             shards=settings.shards,
             routes=routes,
             seed=settings.fault_seed,
             item_count=settings.seed_items,
+            specs=specs,
+            replicas=replicas,
+            instance=instance,
         )
         for text in settings.faults:  # --fault at start: validated before anything runs
             name, raw = parse_fault_arg(text)
             log_change(name, faults.params(name), faults.set(name, raw))
-        stores = [
-            ShardStore(
-                i,
-                settings.shards,
-                backend,
-                faults,
-                pool_size=settings.pool_size,
-                pool_timeout_s=settings.pool_timeout_s,
-                seed_items=settings.seed_items,
-            )
-            for i, backend in enumerate(_backends(settings))
-        ]
-        shards = Shards(stores)
+        shards = Shards.from_settings(settings, faults, seed_items=settings.seed_items)
         cache = make_cache(settings.cache, faults, max_items=settings.cache_max_items)
         catalog = Catalog(shards, cache, faults, ttl_s=settings.cache_ttl_s)
         return cls(settings, faults, shards, cache, catalog)

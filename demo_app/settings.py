@@ -29,6 +29,11 @@ class DemoSettings:
     shard_dsns: tuple[str, ...] = ()
     pool_size: int = 4
     pool_timeout_s: float = 10.0
+    #: Round trip of a remote database, added to every query while it holds its connection.
+    #: 0 by default: the SQLite shards are local files, so a query costs about a
+    #: millisecond and a pool of one connection is rarely a bottleneck; a networked
+    #: database (and HotROD's simulated MySQL) holds a connection far longer.
+    db_latency_ms: float = 0.0
     #: ``memory``, ``none`` or a Redis URL
     cache: str = "memory"
     cache_ttl_s: float = 60.0
@@ -43,6 +48,7 @@ class DemoSettings:
             (0 <= self.seed_items <= 10_000_000, "--seed-items must be 0 … 10000000"),
             (1 <= self.pool_size <= MAX_POOL_SIZE, f"--pool-size must be 1 … {MAX_POOL_SIZE}"),
             (0.01 <= self.pool_timeout_s <= 600, "--pool-timeout must be 0.01 … 600 seconds"),
+            (0 <= self.db_latency_ms <= 10_000, "--db-latency-ms must be 0 … 10000"),
             (0.001 <= self.cache_ttl_s <= 86_400, "--cache-ttl must be 0.001 … 86400 seconds"),
             (1 <= self.cache_max_items <= 10_000_000, "cache_max_items must be 1 … 10000000"),
             (

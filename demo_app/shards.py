@@ -15,12 +15,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from demo_app.backends import Backend, Connection
+from demo_app.backends import Backend, Connection, PostgresBackend, SqliteBackend
 from demo_app.exceptions import ConfigError, ShardUnavailable
 from demo_app.faults import Faults
 from demo_app.pool import BoundedPool, PoolTimeout
 from demo_app.schema import DDL, make_item
-from instrumentation import shard_span
+from demo_app.settings import DemoSettings
+from instrumentation import ShardQuery, shard_span
 
 __all__ = ["HeldConnection", "ShardStore", "Shards", "jump_hash", "shard_for"]
 
@@ -67,6 +68,7 @@ class ShardStore:
         *,
         pool_size: int,
         pool_timeout_s: float,
+        db_latency_s: float = 0.0,
         seed_items: int = 0,
     ) -> None:
         self.id = shard_id
@@ -74,6 +76,7 @@ class ShardStore:
         self.shard_count = shard_count
         self.backend = backend
         self._faults = faults
+        self._latency_s = db_latency_s
         self.pool: BoundedPool[Connection] = BoundedPool(
             backend.connect,
             lambda conn: conn.close(),
@@ -97,11 +100,28 @@ class ShardStore:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ShardUnavailable(self.id, first_line[:200]) from exc
 
+    @contextlib.contextmanager
+    def _span(self, operation: str, collection: str) -> Iterator[ShardQuery]:
+        """The shard span of one statement, inside the error mapping (so the span records
+        the database's own error and the caller gets ``ShardUnavailable``)."""
+        with (
+            self._errors(),
+            shard_span(
+                self.id,
+                self.backend.namespace,
+                system=self.backend.system,
+                operation=operation,
+                collection=collection,
+            ) as span,
+        ):
+            yield span
+
     async def _send(self, conn: Connection, query: Callable[[Connection], Awaitable[T]]) -> T:
         """One round-trip to the shard's database — where that database can go wrong."""
         # slow_shard simulates a slow database on this shard (a missing index, a saturated
         # disk): the query holds its connection longer, so the pool queues behind it too.
-        delay = self._faults.shard_delay_s(self.id)
+        # --db-latency-ms: a networked database's round trip, paid on every query.
+        delay = self._latency_s + self._faults.shard_delay_s(self.id)
         if delay > 0:
             await asyncio.sleep(delay)
         # failing_shard simulates a flaky database: it fails with the backend's own error
@@ -117,52 +137,54 @@ class ShardStore:
         query: Callable[[Connection], Awaitable[T]],
     ) -> T:
         """One query on a pooled connection, in one shard span (pool wait + query)."""
-        with (
-            self._errors(),
-            shard_span(
-                self.id,
-                self.backend.namespace,
-                system=self.backend.system,
-                operation=operation,
-                collection=collection,
-            ) as span,
-        ):
+        with self._span(operation, collection) as span:
             started = time.perf_counter()
             await self._ready_or_raise()
+            conn, result = await self._first_query(query, span, started)
+            await self.pool.release(conn)
+            return result
+
+    async def _first_query(
+        self,
+        query: Callable[[Connection], Awaitable[T]],
+        span: ShardQuery,
+        started: float,
+    ) -> tuple[Connection, T]:
+        """Acquire a connection and run ``query`` on it; the caller then owns the connection.
+
+        A pooled connection the server dropped while it sat idle (the database restarted or
+        crashed and came back) fails at once; its idle siblings went with it. They are all
+        discarded and ``query`` runs once more on a fresh connection, so a shard that is back
+        answers at once instead of failing once per stale connection. Only a lost
+        connection is retried (never an error the database reported, nor the failing_shard
+        fault); ``query`` is a single statement or ``BEGIN``, so running it again is safe.
+        """
+        for attempt in (1, 2):
             conn = await self.pool.acquire()
-            span.pool_wait_s = time.perf_counter() - started
-            broken = True
+            if attempt == 1:
+                span.pool_wait_s = time.perf_counter() - started
             try:
-                result = await self._send(conn, query)
-                broken = False
-                return result
-            finally:
-                await self.pool.release(conn, broken=broken)
+                return conn, await self._send(conn, query)
+            except BaseException as exc:
+                lost = isinstance(exc, self.backend.errors) and conn.lost
+                await self.pool.release(conn, broken=True)
+                if not lost or attempt == 2:
+                    raise
+                dropped = await self.pool.discard_idle()
+                _log.info(
+                    "shard %d: connection lost; %d idle connection(s) dropped, retrying once",
+                    self.id,
+                    dropped,
+                )
+        raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
     async def hold(self, collection: str = "items") -> AsyncIterator[HeldConnection]:
         """A transaction on one connection, rolled back unless committed (see checkout.py)."""
-        with (
-            self._errors(),
-            shard_span(
-                self.id,
-                self.backend.namespace,
-                system=self.backend.system,
-                operation="BEGIN",
-                collection=collection,
-            ) as span,
-        ):
+        with self._span("BEGIN", collection) as span:
             started = time.perf_counter()
             await self._ready_or_raise()
-            conn = await self.pool.acquire()
-            span.pool_wait_s = time.perf_counter() - started
-            broken = True
-            try:
-                await self._send(conn, lambda c: c.begin())
-                broken = False
-            finally:
-                if broken:
-                    await self.pool.release(conn, broken=True)
+            conn, _ = await self._first_query(lambda c: c.begin(), span, started)
         held = HeldConnection(self, conn)
         try:
             yield held
@@ -237,16 +259,7 @@ class HeldConnection:
         store = self.store
         if self._conn is None:
             raise RuntimeError("transaction already finished")
-        with (
-            store._errors(),
-            shard_span(
-                store.id,
-                store.backend.namespace,
-                system=store.backend.system,
-                operation=operation,
-                collection=collection,
-            ),
-        ):
+        with store._span(operation, collection):
             return await store._send(self._conn, query)
 
     async def commit(self) -> None:
@@ -274,6 +287,43 @@ class Shards:
         if not stores:
             raise ConfigError("at least one shard is needed")
         self.stores = list(stores)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: DemoSettings,
+        faults: Faults,
+        *,
+        folder: str = "demo",
+        file_prefix: str = "shard",
+        seed_items: int = 0,
+    ) -> Shards:
+        """The shards ``settings`` describe, with their pools: one PostgreSQL database per
+        shard (``--shard-dsn``), else SQLite files ``<data-dir>/<folder>/<N>-shards/
+        <file_prefix>_<i>.sqlite`` (each service of the micro topology has its own folder)."""
+        backends: list[Backend]
+        if settings.shard_dsns:
+            backends = [PostgresBackend(dsn) for dsn in settings.expanded_dsns()]
+        else:
+            where = settings.data_dir / folder / f"{settings.shards}-shards"
+            backends = [
+                SqliteBackend(where / f"{file_prefix}_{i}.sqlite") for i in range(settings.shards)
+            ]
+        return cls(
+            [
+                ShardStore(
+                    i,
+                    settings.shards,
+                    backend,
+                    faults,
+                    pool_size=settings.pool_size,
+                    pool_timeout_s=settings.pool_timeout_s,
+                    db_latency_s=settings.db_latency_ms / 1000.0,
+                    seed_items=seed_items,
+                )
+                for i, backend in enumerate(backends)
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.stores)
