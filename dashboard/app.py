@@ -28,6 +28,7 @@ page = st.navigation(
         _page("latency", "Latency", "timer"),
         traces,
         _page("logs", "Logs", "receipt_long"),
+        _page("service_map", "Service map", "hub"),
         _page("shards", "Shards & cache", "grid_view"),
         _page("bottlenecks", "Bottlenecks", "troubleshoot"),
         _page("capacity", "Capacity", "trending_up"),

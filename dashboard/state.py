@@ -36,6 +36,7 @@ __all__ = [
     "diagnosis",
     "guard",
     "load",
+    "service_map",
     "settings",
     "show_source_error",
     "source",
@@ -249,6 +250,30 @@ def _diagnosis(config: DashboardSettings, window: TimeWindow, sweep_json: str | 
     slo = SloObjective(availability=config.slo_availability, latency_ms=config.slo_latency_ms)
     inputs = analysis_inputs(_source(config), window, slo, sweep)
     return diagnose_report(inputs)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner="Sampling traces for the map…", max_entries=20)
+def _map_sample(config: DashboardSettings, window: TimeWindow) -> Any:
+    from dashboard.loaders import map_sample
+
+    return map_sample(_source(config), window)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False, max_entries=40)
+def _service_map(config: DashboardSettings, window: TimeWindow, by_instance: bool) -> Any:
+    from dashboard.analysis.servicemap import service_map as build
+
+    sample = _map_sample(config, window)
+    smap = build(
+        sample.traces, window_s=window.seconds, scale=sample.scale, by_instance=by_instance
+    )
+    return smap, sample.note
+
+
+def service_map(window: TimeWindow, by_instance: bool = True) -> Any:
+    """``(ServiceMap, note)`` for the window, from a trace sample (cached for a few seconds;
+    switching replicas on and off reuses the sample)."""
+    return _service_map(settings(), window, by_instance)
 
 
 def diagnosis(window: TimeWindow, sweep_json: str | None = None) -> Any:

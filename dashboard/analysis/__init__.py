@@ -16,6 +16,7 @@ from dashboard.analysis.findings import (
     findings_to_json,
 )
 from dashboard.analysis.inputs import AnalysisInputs, SloObjective, inputs_from_traces, spans_frame
+from dashboard.analysis.servicemap import ServiceMap, calls_frame, hops, service_map
 from dashboard.analysis.time_share import where_time_goes
 
 __all__ = [
@@ -26,8 +27,10 @@ __all__ = [
     "Evidence",
     "Finding",
     "Impact",
+    "ServiceMap",
     "SloObjective",
     "UslFit",
+    "calls_frame",
     "capacity_plan",
     "critical_path",
     "diagnose",
@@ -35,8 +38,10 @@ __all__ = [
     "findings_from_json",
     "findings_to_json",
     "fit_usl",
+    "hops",
     "inputs_from_traces",
     "self_times",
+    "service_map",
     "spans_frame",
     "where_time_goes",
 ]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
+from dashboard.analysis.findings import Evidence, Finding, Impact, Severity, severity_for
 from dashboard.analysis.profiles import Profile, tail_impact
 from dashboard.analysis.stats import ALPHA, binom_greater, confidence_from_p, weighted_quantile
 from dashboard.sources.model import Span
@@ -38,10 +38,16 @@ __all__ = [
 ]
 
 OUTAGE_MIN_SHARE = 0.05
+#: A significant outage of at least this share of lookups is notable whatever it costs.
+OUTAGE_ALARM_SHARE = 0.25
+#: A significant hit-ratio fall that multiplies the misses by this much is notable.
+MISS_RISE_ALARM = 1.5
 DROP_MIN = 0.1
 #: Assumed hit ratio of a working cache when the window holds no healthy period to learn it.
 DEFAULT_REFERENCE = 0.8
 REFETCH_WINDOW_S = 5.0
+#: Lookups a hit ratio is computed from, at least.
+MIN_LOOKUPS = 50
 
 
 def hit_ratio_series(cache: pd.DataFrame) -> pd.DataFrame:
@@ -166,6 +172,11 @@ def detect_cache_outage(
         score = impact.score if impact else 0.0
         significant = p < ALPHA and share >= OUTAGE_MIN_SHARE and errors >= 10
         on = impact.on if impact else "cache lookups"
+        severity = severity_for(score, significant=significant)
+        if significant and share >= OUTAGE_ALARM_SHARE and severity == "info":
+            # The service runs without its cache: every read lands on the shards. That is
+            # worth knowing before the latency shows it (a fast database, a light load).
+            severity = "notable"
         out.append(
             Finding(
                 kind="cache_outage",
@@ -181,7 +192,7 @@ def detect_cache_outage(
                 ),
                 impact=Impact(impact.ms if impact else 0.0, "ms", on, score),
                 confidence=confidence_from_p(p, lookups),
-                severity=severity_for(score, significant=significant),
+                severity=severity,
                 evidence=Evidence(
                     trace_ids=tuple(outcomes[outcomes["outcome"] == "error"]["trace_id"].head(5))
                     if not outcomes.empty
@@ -222,7 +233,7 @@ def _fetch_saving(probability: float) -> Callable[[Span, float], float]:
 
 def _ratio(c: pd.DataFrame) -> float | None:
     n = float(c["hits"].sum() + c["misses"].sum())
-    return float(c["hits"].sum()) / n if n >= 50 else None
+    return float(c["hits"].sum()) / n if n >= MIN_LOOKUPS else None
 
 
 def detect_cache_inefficiency(
@@ -239,8 +250,15 @@ def detect_cache_inefficiency(
         if c["errors"].sum() > 0.5 * (c["hits"].sum() + c["misses"].sum() + c["errors"].sum()):
             continue  # an outage, not an inefficiency
         # The latest sixth is "now" (a short TTL drains old entries gradually, so the
-        # newest state shows it best); the first third is "before".
-        early, late = c.iloc[: max(1, len(c) // 3)], c.iloc[-max(1, len(c) // 6) :]
+        # newest state shows it best), reaching back until it holds MIN_LOOKUPS (the newest
+        # buckets are still filling while telemetry arrives); the first third is "before".
+        n_early = max(1, len(c) // 3)
+        early = c.iloc[:n_early]
+        n_late = max(1, len(c) // 6)
+        lookups = c[["hits", "misses"]].sum(axis=1)
+        while n_late < len(c) - n_early and lookups.iloc[-n_late:].sum() < MIN_LOOKUPS:
+            n_late += 1
+        late = c.iloc[-n_late:]
         now = _ratio(late) if len(c) >= 3 else _ratio(c)
         before = _ratio(early) if len(c) >= 3 else None
         if now is None:
@@ -297,7 +315,7 @@ def detect_cache_inefficiency(
                 confidence=confidence_from_p(
                     p if dropped else 0.05, int(c[["hits", "misses"]].sum().sum())
                 ),
-                severity=severity_for(impact.score, significant=significant),
+                severity=_inefficiency_severity(impact.score, significant, dropped, ref, now),
                 evidence=Evidence(
                     trace_ids=impact.trace_ids,
                     aggregate={
@@ -312,6 +330,18 @@ def detect_cache_inefficiency(
             )
         )
     return out
+
+
+def _inefficiency_severity(
+    score: float, significant: bool, dropped: bool, ref: float, now: float
+) -> Severity:
+    """From the latency a fix saves; but a significant fall that sends ≥ ``MISS_RISE_ALARM``
+    times as many lookups on to the shards is notable even where the shards are fast
+    enough for the latency to hide it (the load moved, and it is what runs out next)."""
+    severity = severity_for(score, significant=significant)
+    if severity == "info" and dropped and (1.0 - now) >= MISS_RISE_ALARM * (1.0 - ref):
+        return "notable"
+    return severity
 
 
 def _refetch_note(outcomes: pd.DataFrame) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ client yields half its ideal throughput (1 + σ(N − 1) + κN(N − 1) = 2).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -121,11 +122,14 @@ def fit_usl(concurrency: np.ndarray | pd.Series, throughput: np.ndarray | pd.Ser
 
 
 def littles_law(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Per step: the concurrency Little's law implies (X × median latency) against the
-    clients that ran. Close to 1 for a closed loop without think time; well below 1
-    means time outside the service (client overhead, think time)."""
-    out = sweep[["concurrency", "throughput_rps", "p50_ms"]].copy()
-    out["implied_concurrency"] = out["throughput_rps"] * out["p50_ms"] / 1000.0
+    """Per step: the concurrency Little's law implies (X × latency) against the clients
+    that ran. Close to 1 for a closed loop without think time; well below 1 means time
+    outside the service (client overhead, think time). The law holds for the *mean*
+    latency: a sweep with a ``mean_ms`` column uses it, otherwise the median stands in
+    (which reads low when the latency distribution is right-skewed)."""
+    latency = "mean_ms" if "mean_ms" in sweep.columns else "p50_ms"
+    out = sweep[["concurrency", "throughput_rps", latency]].copy()
+    out["implied_concurrency"] = out["throughput_rps"] * out[latency] / 1000.0
     out["ratio"] = out["implied_concurrency"] / out["concurrency"]
     return out
 
@@ -141,6 +145,21 @@ class CapacityPlan:
     target_rps: float | None
     replicas: int | None
     notes: tuple[str, ...]
+    #: Share of the per-replica capacity the replica count plans for.
+    headroom: float = HEADROOM
+    #: The highest throughput the sweep measured.
+    measured_max_rps: float = math.nan
+    #: The sweep reached the knee; if not, the fit's maximum is an extrapolation.
+    saturated: bool = True
+
+    @property
+    def per_replica_rps(self) -> float:
+        """What one replica is counted on for: the throughput within the SLO when there is
+        one; else the fit's maximum when the sweep reached saturation; else the best
+        throughput measured (a lower bound — an unsaturated fit can promise anything)."""
+        if self.slo_throughput is not None:
+            return self.slo_throughput
+        return self.fit.max_throughput if self.saturated else self.measured_max_rps
 
 
 def _slo_concurrency(sweep: pd.DataFrame, slo_p99_ms: float) -> tuple[float | None, str | None]:
@@ -165,7 +184,11 @@ def replicas_needed(target_rps: float, per_replica_rps: float, headroom: float =
 
 
 def capacity_plan(
-    sweep: pd.DataFrame, *, target_rps: float | None = None, slo_p99_ms: float | None = None
+    sweep: pd.DataFrame,
+    *,
+    target_rps: float | None = None,
+    slo_p99_ms: float | None = None,
+    headroom: float = HEADROOM,
 ) -> CapacityPlan:
     require_columns(
         sweep, {k: v for k, v in SWEEP_COLUMNS.items() if k != "error_rate"}, "load_sweep"
@@ -183,11 +206,36 @@ def capacity_plan(
             notes.append(note)
         if slo_n is not None:
             slo_x = min(fit.throughput(slo_n), fit.max_throughput)
-    per_replica = slo_x if slo_x is not None else fit.max_throughput
+    measured_max = float(sweep["throughput_rps"].max())
+    largest = float(sweep["concurrency"].max())
+    saturated = fit.knee <= largest
+    if not saturated:
+        knee = "beyond any finite N" if math.isinf(fit.knee) else f"at N ≈ {fit.knee:.3g}"
+        notes.append(
+            f"the sweep ended at N = {largest:g}, before the knee ({knee}): throughput was "
+            "still growing, so the predicted maximum is an extrapolation and replicas are "
+            f"sized on the {measured_max:.4g} req/s measured (a lower bound); sweep to a "
+            "higher concurrency"
+        )
+    plan = CapacityPlan(
+        fit,
+        slo_p99_ms,
+        slo_n,
+        slo_x,
+        target_rps,
+        None,
+        (),
+        headroom,
+        measured_max,
+        saturated,
+    )
     replicas = None
-    if target_rps is not None and per_replica and math.isfinite(per_replica):
-        replicas = replicas_needed(target_rps, per_replica)
-    return CapacityPlan(fit, slo_p99_ms, slo_n, slo_x, target_rps, replicas, tuple(notes))
+    per_replica = plan.per_replica_rps
+    if target_rps is not None and per_replica > 0 and math.isfinite(per_replica):
+        replicas = replicas_needed(target_rps, per_replica, headroom)
+    elif target_rps is not None:
+        notes.append("no replica count: the sweep measured no throughput")
+    return dataclasses.replace(plan, replicas=replicas, notes=tuple(notes))
 
 
 def detect_saturation(

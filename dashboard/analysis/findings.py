@@ -43,6 +43,9 @@ Kind = Literal[
     "saturation",
     "slo_burn",
     "slow_operation",
+    "slow_replica",
+    "replica_down",
+    "retry_storm",
 ]
 Severity = Literal["info", "notable", "critical"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -64,13 +67,14 @@ class Impact:
 
     ``value`` is in ``unit``: ``ms`` (latency a fix takes off the statistic named in
     ``on``, e.g. "mean of the slowest 20 GET /search"), ``error_share`` (fraction of
-    requests failing because of it) or ``load_ratio`` (load share / fair share).
+    requests failing because of it), ``load_ratio`` (load share / fair share; attempts per
+    call) or ``capacity_share`` (fraction of a service's replicas lost).
     ``score`` puts every unit on one scale for sorting: the fraction of the affected
     latency removed, or ``ERROR_WEIGHT`` × error share, capped at 1.
     """
 
     value: float
-    unit: Literal["ms", "error_share", "load_ratio"]
+    unit: Literal["ms", "error_share", "load_ratio", "capacity_share"]
     on: str
     score: float
 

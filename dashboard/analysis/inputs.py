@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from dashboard.sources.model import Span, Trace
 
 __all__ = [
     "CACHE_COLUMNS",
+    "EJECTION_COLUMNS",
     "RED_COLUMNS",
     "SHARD_COLUMNS",
     "SPAN_COLUMNS",
@@ -35,6 +36,8 @@ __all__ = [
     "inputs_from_traces",
     "is_error",
     "require_columns",
+    "restrict_to_route",
+    "route_matches",
     "route_of",
     "spans_frame",
 ]
@@ -84,6 +87,9 @@ SHARD_COLUMNS: Mapping[str, str] = {
     "p95_ms": "float",
     "pool_wait_mean_ms": "float",
 }
+#: Optional column of the shards frame: ``service``, the shard's owner (str). Shard ids are
+#: per service; without it, counts that mix several services' shards are not used.
+
 #: Cache lookups per time bucket and cache (app_cache_lookups_total by result).
 CACHE_COLUMNS: Mapping[str, str] = {
     "ts": "datetime64[ns, UTC]",
@@ -91,6 +97,16 @@ CACHE_COLUMNS: Mapping[str, str] = {
     "hits": "int",
     "misses": "int",
     "errors": "int",
+}
+#: Load-balancer decisions, from the callers' log events ``upstream ejected`` and
+#: ``upstream readmitted`` (``replicas.ejections_frame`` builds it from log records).
+EJECTION_COLUMNS: Mapping[str, str] = {
+    "ts": "datetime64[ns, UTC]",
+    "service": "str, the caller whose balancer decided",
+    "upstream": "str, upstream.service",
+    "instance": "str, upstream.instance",
+    "event": "'ejected' | 'readmitted'",
+    "reason": "str",
 }
 #: One row per closed-loop load step (``narrows load --concurrency 1,2,4,…``).
 SWEEP_COLUMNS: Mapping[str, str] = {
@@ -139,6 +155,9 @@ class AnalysisInputs:
     missing: frozenset[str] = frozenset()
     #: Hit ratio the cache is expected to reach (None: compare with earlier in the window).
     expected_hit_ratio: float | None = None
+    #: EJECTION_COLUMNS: replicas the callers' balancers ejected or readmitted — in the
+    #: window, and before it (a replica ejected earlier and not readmitted is down in it).
+    ejections: pd.DataFrame | None = None
 
     def frames_ok(self) -> None:
         """Raise ValueError naming any frame that lacks required columns."""
@@ -147,6 +166,7 @@ class AnalysisInputs:
             ("shards", self.shards, SHARD_COLUMNS),
             ("cache", self.cache, CACHE_COLUMNS),
             ("load_sweep", self.load_sweep, SWEEP_COLUMNS),
+            ("ejections", self.ejections, EJECTION_COLUMNS),
         ):
             if frame is not None:
                 require_columns(frame, cols, name)
@@ -177,6 +197,32 @@ def route_of(span: Span | None) -> str:
     if route and method:
         return f"{method} {route}"
     return span.name
+
+
+def route_matches(route: str, wanted: str) -> bool:
+    """``"GET /items/{item_id}"`` matches itself and its template ``"/items/{item_id}"``."""
+    return route == wanted or route.partition(" ")[2] == wanted
+
+
+def restrict_to_route(inputs: AnalysisInputs, wanted: str) -> AnalysisInputs:
+    """The same window with only the traces and RED rows of one route (``"/search"`` or
+    ``"GET /search"``); the shard and cache counters stay service-wide. A route with no
+    request in the window is a ValueError naming the routes that had some."""
+
+    def keep(traces: Sequence[Trace]) -> list[Trace]:
+        return [t for t in traces if route_matches(route_of(entry_span(t)), wanted)]
+
+    traces, slow = keep(inputs.traces), keep(inputs.slow_traces)
+    red = inputs.red
+    if red is not None:
+        red = red[[route_matches(str(r), wanted) for r in red["route"]]]
+    if not traces and not slow and (red is None or red.empty):
+        seen = {route_of(entry_span(t)) for t in (*inputs.traces, *inputs.slow_traces)}
+        if inputs.red is not None:
+            seen |= {str(r) for r in inputs.red["route"]}
+        known = ", ".join(sorted(r for r in seen if r)) or "none"
+        raise ValueError(f"no requests of route {wanted!r} in the window; routes seen: {known}")
+    return replace(inputs, traces=traces, slow_traces=slow, red=red)
 
 
 def is_error(span: Span) -> bool:
@@ -244,7 +290,7 @@ def _red(spans: pd.DataFrame, step_s: float) -> pd.DataFrame:
 
 def _shards(spans: pd.DataFrame, step_s: float) -> pd.DataFrame:
     q = spans[spans["shard_id"].notna()]
-    g = q.assign(ts=_bucket(q["start_ns"], step_s)).groupby(["ts", "shard_id"])
+    g = q.assign(ts=_bucket(q["start_ns"], step_s)).groupby(["ts", "service", "shard_id"])
     return pd.DataFrame(
         {
             "queries": g.size(),

@@ -9,17 +9,19 @@ them is the same operation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dashboard.analysis.critical_path import SpanTree, critical_time_by_span, self_times, span_tree
 from dashboard.analysis.inputs import SERVER, entry_span, is_error, route_of
 from dashboard.sources.model import Span, Trace
 
 __all__ = [
+    "CLIENT_WAIT_SPAN",
     "DISTINGUISHING",
     "Operation",
     "Profile",
     "TailImpact",
+    "as_served",
     "operation_of",
     "profile",
     "profiles",
@@ -27,6 +29,9 @@ __all__ = [
     "tail_impact",
 ]
 
+#: The instrumentation's child span for a wait on the client's request body
+#: (docs/telemetry.md): the client's time, not an operation of the service.
+CLIENT_WAIT_SPAN = "http receive"
 #: Attributes that make one span name into distinct operations.
 DISTINGUISHING: tuple[str, ...] = ("app.shard.id",)
 
@@ -63,7 +68,8 @@ class Profile:
     tree: SpanTree
     entry: Span | None
     route: str
-    #: Root span duration (the length of the critical path).
+    #: Duration of the request as served: the entry server span (the critical path's
+    #: length; see ``as_served``), else the root span.
     duration_ms: float
     error: bool
     #: span id → ms on the critical path / ms not covered by children.
@@ -100,10 +106,38 @@ def _by_operation(
     return out
 
 
+def as_served(trace: Trace, entry: Span | None) -> Trace:
+    """The request as the service served it: the trace from its entry server span down.
+
+    A caller's spans above the entry (a load generator's client span starting at the
+    *intended* send time, a browser) hold time the service never saw: the caller's own
+    backlog, the network. No fix inside the service removes it, so it is neither on the
+    service's critical path nor in the duration tail shares are taken of (the RED frame,
+    from server spans, measures the same thing). The caller's spans stay in the trace the
+    evidence links to.
+    """
+    if entry is None or entry.kind != SERVER or entry.parent_span_id == "":
+        return trace
+    by_id = {s.span_id: s for s in trace.spans}
+    above: set[str] = set()
+    parent = entry.parent_span_id
+    while parent in by_id and parent not in above:
+        above.add(parent)
+        parent = by_id[parent].parent_span_id
+    if not above:
+        return trace  # the parent was never received: the entry is the root already
+    kept = [
+        replace(s, parent_span_id="") if s.span_id == entry.span_id else s
+        for s in trace.spans
+        if s.span_id not in above
+    ]
+    return Trace(trace.trace_id, kept)
+
+
 def profile(trace: Trace) -> Profile:
-    tree = span_tree(trace)
-    critical = critical_time_by_span(tree)
     entry = entry_span(trace)
+    tree = span_tree(as_served(trace, entry))
+    critical = critical_time_by_span(tree)
     if entry is not None:
         entry = tree.spans.get(entry.span_id, entry)
     return Profile(
@@ -124,8 +158,9 @@ def profiles(traces: Sequence[Trace]) -> list[Profile]:
 
 
 def service_of(group: Sequence[Profile]) -> str | None:
-    """The service the requests entered, when they all entered the same one."""
-    services = {p.entry.service for p in group if p.entry is not None}
+    """The service the requests entered, when they all entered the same one (a trace
+    cut short at the window's edge, holding only its caller's span, does not count)."""
+    services = {p.entry.service for p in group if p.is_entry_server and p.entry is not None}
     return services.pop() if len(services) == 1 else None
 
 

@@ -5,16 +5,21 @@ request spent waiting for the event loop.
   connection (binomial tests against a 5 % background and against the other shards,
   Holm-corrected over shards) and
   the share of query-span time spent waiting (alarm at ≥ ``MIN_WAIT_SHARE``).
-* event_loop_blocking: a blocked loop delays every request's continuations, so the
-  slow requests of *several* routes spend their critical path in the server span's own
-  time (no I/O child running) — far more than typical requests of the same route
-  (Mann-Whitney); or the handlers' own time × their traffic keeps the loop busy ≥
-  ``LOOP_BUSY`` of the time. A route whose every request spends ≥ ``CPU_MIN_MS`` in its
-  own code, 3× any other, is named as the culprit: a CPU-bound handler.
+* event_loop_blocking: a blocked loop delays every request's continuations, so slow
+  requests spend their critical path in the server span's own time (no I/O child
+  running) — far more than typical requests of the same route (Mann-Whitney) — while
+  some code holds the loop: one route whose every request holds it ≥ ``CPU_MIN_MS`` at a
+  stretch, 3× any other (the culprit, a CPU-bound handler), or every route doing so —
+  every request since some point in the window, as long as that covers at least the
+  latest third of them (a window usually reaches back before the trouble began).
+  Or the handlers' own time × their traffic keeps the loop busy ≥ ``LOOP_BUSY`` of the
+  time. Waits with no code holding the loop are the process not getting a CPU.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from statistics import median
 
@@ -23,6 +28,7 @@ import pandas as pd
 
 from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
 from dashboard.analysis.profiles import Profile, service_of, tail_impact
+from dashboard.analysis.shards import on_shard, shard_name, shard_subject
 from dashboard.analysis.stats import (
     ALPHA,
     MIN_SAMPLES,
@@ -33,19 +39,34 @@ from dashboard.analysis.stats import (
 )
 from dashboard.sources.model import Span
 
-__all__ = ["detect_event_loop_blocking", "detect_pool_contention", "loop_time_ms", "pool_table"]
+__all__ = [
+    "detect_event_loop_blocking",
+    "detect_pool_contention",
+    "longest_own_ms",
+    "loop_time_ms",
+    "pool_table",
+]
 
 WAIT_MS = 0.5
 MIN_WAIT_SHARE = 0.05
 #: Own time of the slow requests above typical, as a share of their duration, for a route
 #: to count as blocked; and how many routes must be.
 LOOP_MIN_SHARE = 0.25
-LOOP_MIN_ROUTES = 2
+LOOP_MIN_ROUTES = 2  # routes whose own time is measured, for "every route burns"
 #: Share of time the loop spends in handlers' own code that is blocking by itself.
 LOOP_BUSY = 0.3
 #: Typical own time of a server span that makes its route a CPU-bound suspect.
 CPU_MIN_MS = 2.0
+#: Block every route must hold the loop for, in 90 % of its requests, for "every route
+#: burns": a host short of CPU stretches the blocks of *some* routes to a few ms (most of
+#: all the ones with many steps), a handler burning CPU on every route stretches them all.
+ALL_ROUTES_MIN_MS = 3.0
+#: Sampled requests a route needs to count in "every route burns".
+ALL_ROUTES_MIN_SAMPLES = 20
 CPU_QUANTILE = 0.1
+#: The latest share of a route's requests its block floor may rest on (CPU burnt since some
+#: time within the window; see ``_own_time_floors``).
+ONSET_MIN_SHARE = 1 / 3
 
 
 def pool_table(spans: pd.DataFrame) -> pd.DataFrame:
@@ -71,10 +92,14 @@ def pool_table(spans: pd.DataFrame) -> pd.DataFrame:
 
 
 def detect_pool_contention(
-    spans: pd.DataFrame, slow: Sequence[Profile], shards: pd.DataFrame | None = None
+    spans: pd.DataFrame,
+    slow: Sequence[Profile],
+    shards: pd.DataFrame | None = None,
+    service: str | None = None,
 ) -> list[Finding]:
     """``shards`` (SHARD_COLUMNS, complete metrics) makes the wait share exact and adds a
-    per-bucket test; waits are bursty, so a sample of traces alone can miss them."""
+    per-bucket test; waits are bursty, so a sample of traces alone can miss them.
+    ``service``: the owner of these shards, named in the subject (see ``shards``)."""
     table = pool_table(spans)
     if table.empty:
         return []
@@ -93,17 +118,17 @@ def detect_pool_contention(
         if row["waited"] == 0 and share < 0.02:
             continue
 
-        impact = tail_impact(slow, _waiting_on(str(shard)))
+        impact = tail_impact(slow, _waiting_on(str(shard), service))
         if impact is None:
             continue
         significant = p < ALPHA and share >= MIN_WAIT_SHARE
         out.append(
             Finding(
                 kind="pool_contention",
-                subject={"app.shard.id": str(shard)},
+                subject=shard_subject(shard, service),
                 summary=(
-                    f"Queries on shard {shard} spend {share:.0%} of their time waiting for a pool "
-                    f"connection (mean {row['wait_mean_ms']:.1f} ms, "
+                    f"Queries on {shard_name(shard, service)} spend {share:.0%} of their "
+                    f"time waiting for a pool connection (mean {row['wait_mean_ms']:.1f} ms, "
                     f"p95 {row['wait_p95_ms']:.1f} ms "
                     f"vs {row['query_mean_ms']:.1f} ms of work); it costs the slowest "
                     f"{impact.route} ≈{impact.ms:.1f} ms."
@@ -126,12 +151,15 @@ def detect_pool_contention(
 
 
 def _complete_wait_share(shards: pd.DataFrame | None) -> dict[str, float]:
-    """shard → waiting / query-span time over every query (from the metrics frame)."""
+    """shard → waiting / query-span time over every query (from the metrics frame), over
+    the buckets whose wait is known: a pool-wait histogram scraped every few seconds has
+    no value in most one-second buckets, and counting those as "no wait" would hide it."""
     if shards is None or shards.empty or shards["pool_wait_mean_ms"].isna().all():
         return {}
-    f = shards.assign(
-        wait=shards["pool_wait_mean_ms"].fillna(0.0) * shards["queries"],
-        busy=shards["mean_ms"] * shards["queries"],
+    known = shards[shards["pool_wait_mean_ms"].notna()]
+    f = known.assign(
+        wait=known["pool_wait_mean_ms"] * known["queries"],
+        busy=known["mean_ms"] * known["queries"],
     )
     g = f.groupby("shard_id")[["wait", "busy"]].sum()
     return {str(k): float(r["wait"] / r["busy"]) for k, r in g.iterrows() if r["busy"] > 0}
@@ -159,11 +187,11 @@ def _waited_more(table: pd.DataFrame, shard: str) -> float:
     return min(1.0, 2.0 * p)
 
 
-def _waiting_on(shard: str) -> Callable[[Span, float], float]:
+def _waiting_on(shard: str, service: str | None = None) -> Callable[[Span, float], float]:
     """The part of a query span's critical time spent waiting, for spans on ``shard``."""
 
     def excess(span: Span, critical_ms: float) -> float:
-        if str(span.attributes.get("app.shard.id")) != shard:
+        if not on_shard(span, shard, service):
             return 0.0
         wait = span.attributes.get("app.pool.wait_ms")
         dur = (span.end_ns - span.start_ns) / 1e6
@@ -244,12 +272,29 @@ def detect_event_loop_blocking(
     excess_ms, score_share, _ = blocked.get(worst, (0.0, 0.0, 1.0))
     if score_share < 0.05 and busy < LOOP_BUSY:
         return []
-    culprit, own_ms = _cpu_bound_route(typical)
-    subject = {"service.name": service_of(typical) or ""}
+    floors = _own_time_floors(typical)
+    culprit, own_ms = _cpu_bound_route(floors)
+    subject = {"service.name": service_of(typical) or _most_entered(typical)}
     if culprit:
         method, _, template = culprit.partition(" ")
         subject.update({"http.request.method": method, "http.route": template})
-    spread = len(hit) >= LOOP_MIN_ROUTES
+    # Waiting in the loop is blocking only if some code keeps the loop busy: one CPU-bound
+    # route, or every route's own CPU. Without either, the waits are the process not
+    # getting a CPU (a busy host, a noisy neighbour), which no change to the code fixes.
+    # "Every route" counts the routes measured well enough: a route with a handful of
+    # sampled requests (checkout, a tenth of the traffic) has a floor that is one or two
+    # requests from before the burn began, not evidence that it does not burn.
+    measured = [
+        floors[r]
+        for r, n in _sampled_by_route(typical).items()
+        if r in floors and n >= ALL_ROUTES_MIN_SAMPLES
+    ]
+    burning = bool(culprit) or (
+        len(measured) >= LOOP_MIN_ROUTES and min(measured) >= ALL_ROUTES_MIN_MS
+    )
+    # With the loop's CPU established, one route whose slow requests wait in it shows the
+    # harm (a short window has too few slow requests of the quieter routes to test them).
+    spread = len(hit) >= 1 and burning
     score = max(min(1.0, score_share), min(1.0, busy) if busy >= LOOP_BUSY else 0.0)
     n_worst = sum(1 for p in slow if p.route == worst)
     ids = tuple(
@@ -257,7 +302,8 @@ def detect_event_loop_blocking(
         for p in sorted((p for p in slow if p.route == worst), key=lambda p: -loop_time_ms(p))
     )
     by = (
-        f", most likely by {culprit} (≥ {own_ms:.1f} ms of its own time in 90 % of its requests)"
+        f", most likely by {culprit} (it holds the loop ≥ {own_ms:.1f} ms at a stretch in 90 % "
+        "of its requests, at least of its latest)"
         if culprit
         else ""
     )
@@ -290,27 +336,89 @@ def detect_event_loop_blocking(
                     "loop_busy_by_route": busy_by_route,
                     "culprit": culprit,
                     "culprit_own_ms": own_ms,
+                    "block_ms_floor_by_route": floors,
                 },
+                notes=()
+                if burning or not hit
+                else (
+                    f"No route holds the loop for ≥ {CPU_MIN_MS:g} ms at a stretch in 90 % of "
+                    "its requests: the slow requests' waits look like the process not getting "
+                    "a CPU (a busy host), not like code blocking the loop.",
+                ),
             ),
         )
     ]
 
 
-def _cpu_bound_route(typical: Sequence[Profile]) -> tuple[str, float]:
-    """The route whose server span spends time in its own code on *every* request (CPU on
-    the loop, no I/O child), when it stands out. Victims of a blocked loop are slow only
-    when they meet a block, so the low quantile (``CPU_QUANTILE``) of own time tells the
-    culprit apart: ≥ ``CPU_MIN_MS`` and ≥ 3× any other route's."""
-    own: dict[str, list[float]] = {}
+def _most_entered(typical: Sequence[Profile]) -> str:
+    """The service most requests entered (the loop whose own time is measured); partial
+    traces at a window's edges can make a few look as if they entered elsewhere."""
+    entered = Counter(p.entry.service for p in typical if p.entry is not None)
+    return entered.most_common(1)[0][0] if entered else ""
+
+
+def longest_own_ms(p: Profile) -> float:
+    """The longest stretch of the entry server span with no child running: code that ran
+    without yielding (CPU on the loop), or one wait for the loop. A handler burning CPU
+    shows it as one block on every request; a handler with many steps spreads its own
+    time over many short gaps, and a busy host adds a gap here and there."""
+    entry = p.entry
+    if entry is None:
+        return 0.0
+    kids = sorted(
+        (max(k.start_ns, entry.start_ns), min(k.end_ns, entry.end_ns))
+        for k in p.tree.children.get(entry.span_id, [])
+    )
+    longest, cursor = 0, entry.start_ns
+    for start, end in kids:
+        if start > cursor:
+            longest = max(longest, start - cursor)
+        cursor = max(cursor, end)
+    longest = max(longest, entry.end_ns - cursor)
+    return longest / 1e6
+
+
+def _sampled_by_route(typical: Sequence[Profile]) -> Counter[str]:
+    return Counter(p.route for p in typical if p.entry is not None)
+
+
+def _own_time_floors(typical: Sequence[Profile]) -> dict[str, float]:
+    """route → the ``CPU_QUANTILE`` of its longest own-time stretch in typical requests:
+    the block of CPU every request of the route holds the loop for (victims of a blocked
+    loop wait only when they meet a block, so the low quantile leaves their waits out).
+
+    Since some time: a handler that began burning CPU partway through the window (a
+    deploy, a switch) blocks on every request *after* that, and a window reaching back
+    before it — as an on-call engineer's usually does — would put the low quantile among
+    the earlier, healthy requests. So the floor is the highest over the route's latest
+    requests, from any point that leaves at least ``ONSET_MIN_SHARE`` of them (and
+    ``MIN_SAMPLES``). A busy host stretches a block here and there, not nine in ten of a
+    third of the window."""
+    own: dict[str, list[tuple[int, float]]] = {}
     for p in typical:
         if p.entry is not None:
-            own.setdefault(p.route, []).append(p.self_ms.get(p.entry.span_id, 0.0))
-    floors = sorted(
-        ((float(np.quantile(v, CPU_QUANTILE)), r) for r, v in own.items() if len(v) >= MIN_SAMPLES),
-        reverse=True,
-    )
-    if not floors:
+            own.setdefault(p.route, []).append((p.entry.start_ns, longest_own_ms(p)))
+    floors: dict[str, float] = {}
+    for route, rows in own.items():
+        if len(rows) < MIN_SAMPLES:
+            continue
+        blocks = np.array([b for _, b in sorted(rows)])
+        shortest = max(MIN_SAMPLES, math.ceil(len(blocks) * ONSET_MIN_SHARE))
+        step = max(1, len(blocks) // 60)  # ~60 onsets tried: enough, and linear in practice
+        floors[route] = max(
+            float(np.quantile(blocks[i:], CPU_QUANTILE))
+            for i in range(0, len(blocks) - shortest + 1, step)
+        )
+    return floors
+
+
+def _cpu_bound_route(floors: dict[str, float]) -> tuple[str, float]:
+    """The route whose server span holds the loop on *every* request (a block of CPU, no
+    I/O child), when it stands out: block floor ≥ ``CPU_MIN_MS`` and ≥ 3× any other
+    route's."""
+    ranked = sorted(((f, r) for r, f in floors.items()), reverse=True)
+    if not ranked:
         return "", 0.0
-    top, route = floors[0]
-    second = floors[1][0] if len(floors) > 1 else 0.0
+    top, route = ranked[0]
+    second = ranked[1][0] if len(ranked) > 1 else 0.0
     return (route, top) if top >= CPU_MIN_MS and top >= 3 * second else ("", top)

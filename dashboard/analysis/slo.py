@@ -10,18 +10,23 @@ Windows longer than the data are cut to the data, and the evidence says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from dashboard.analysis.findings import ERROR_WEIGHT, Evidence, Finding, Impact, Severity
 from dashboard.analysis.inputs import SloObjective
 from dashboard.analysis.profiles import Profile, service_of
+from dashboard.analysis.stats import ALPHA, binom_greater
 
 __all__ = ["DEFAULT_ALERTS", "BurnAlert", "burn_rates", "detect_slo_burn", "time_to_exhaustion"]
 
 MIN_BAD = 10
+#: Share of a slow-burn alert's short window the data must cover (a partial newest bucket
+#: aside).
+MIN_COVERED = 0.95
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,17 @@ def detect_slo_burn(
     windows = sorted({w for a in alerts for w in (a.long_s, a.short_s)})
     table = burn_rates(red, slo, windows, slow_share=slow_share)
     rows = {float(r["window_s"]): r for r in table.to_dict("records")}
+    budget = 1.0 - slo.availability
     fired = [
         a
         for a in alerts
         if rows[a.long_s]["burn_rate"] >= a.threshold
         and rows[a.short_s]["burn_rate"] >= a.threshold
         and rows[a.short_s]["bad"] >= MIN_BAD
+        # A slow burn (a ticket) needs data spanning its short window: minutes of data
+        # cannot show a burn that takes days. A fast burn (a page) is judged on what there is.
+        and (a.severity == "critical" or rows[a.short_s]["covered_s"] >= MIN_COVERED * a.short_s)
+        and _beyond_chance(rows[a.short_s], a.threshold * budget)
     ]
     short = rows[min(windows)]
     burn = float(short["burn_rate"])
@@ -156,6 +166,13 @@ def detect_slo_burn(
             ),
         )
     ]
+
+
+def _beyond_chance(row: Mapping[Hashable, Any], threshold_ratio: float) -> bool:
+    """The window's bad ratio is above the alert's threshold beyond chance (binomial test,
+    α): seconds of data, or a handful of slow requests on a noisy host, are not a burn."""
+    n = round(float(row["requests"]))
+    return n > 0 and binom_greater(round(float(row["bad"])), n, threshold_ratio) < ALPHA
 
 
 def _service(typical: Sequence[Profile]) -> dict[str, str]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from dashboard.analysis.compare import rank_attributes, slow_selection
 from dashboard.analysis.findings import Evidence, Finding, Impact, severity_for
-from dashboard.analysis.profiles import Operation, Profile, operation_of
+from dashboard.analysis.profiles import CLIENT_WAIT_SPAN, Operation, Profile, operation_of
 from dashboard.analysis.stats import ALPHA, shifted_later
 
 __all__ = ["TIME_SHARE_COLUMNS", "slow_operations", "where_time_goes"]
@@ -134,6 +134,13 @@ def slow_operations(
         score = min(1.0, saving / tail_ms) if tail_ms > 0 else 0.0
         rose, before, after = _route_shift(red, route)
         op: Operation = top["operation"]
+        # The request's own time (its server span with no child running) is the handler's
+        # code or a wait for the loop: event_loop_blocking tells those apart; a wait for the
+        # client's body is the client's. Both are reported, never raised on their own.
+        own = op.name == CLIENT_WAIT_SPAN or (
+            op.name == route
+            and any(p.entry is not None and p.entry.service == op.service for p in s_group)
+        )
         method, _, template = route.partition(" ")
         subject = {"http.request.method": method, "http.route": template, **op.subject}
         ids = tuple(
@@ -155,8 +162,8 @@ def slow_operations(
                     f"it would save ≈{saving:.1f} ms{change}."
                 ),
                 impact=Impact(saving, "ms", f"mean of the slowest {len(s_group)} {route}", score),
-                confidence=0.9 if rose else 0.5,
-                severity=severity_for(score, significant=rose),
+                confidence=0.9 if rose and not own else 0.5,
+                severity=severity_for(score, significant=rose and not own),
                 evidence=Evidence(
                     trace_ids=ids,
                     notes=_what_differs(spans, op),

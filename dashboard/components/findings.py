@@ -13,6 +13,13 @@ from dashboard.components.charts import HIGHLIGHT, OK
 
 __all__ = ["finding_card", "findings_list"]
 
+#: How each impact unit reads after its value ("12 ms on …", "33.3% of the replicas …").
+_UNITS = {
+    "ms": "ms",
+    "error_share": "of requests",
+    "load_ratio": "×",
+    "capacity_share": "of the replicas",
+}
 _ICON = {
     "critical": ":red[:material/error:]",
     "notable": ":orange[:material/warning:]",
@@ -25,12 +32,9 @@ def finding_card(f: Finding, *, detailed: bool = True) -> None:
     with st.container(border=True):
         st.markdown(f"{icon} **{f.kind.replace('_', ' ')}** · {_subject(f)} · *{f.severity}*")
         st.write(f.summary)
-        unit = {"ms": "ms", "error_share": "of requests", "load_ratio": "× fair share"}[
-            f.impact.unit
-        ]
-        value = (
-            f"{f.impact.value:.1%}" if f.impact.unit == "error_share" else f"{f.impact.value:.3g}"
-        )
+        unit = _UNITS.get(f.impact.unit, f.impact.unit)
+        share = f.impact.unit in ("error_share", "capacity_share")
+        value = f"{f.impact.value:.1%}" if share else f"{f.impact.value:.3g}"
         st.caption(
             f"impact {value} {unit} on {f.impact.on} · score {f.impact.score:.2f} · "
             f"confidence {f.confidence:.0%}"

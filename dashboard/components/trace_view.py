@@ -1,4 +1,5 @@
-"""One trace: waterfall with the critical path, self time, percentiles, attributes, logs.
+"""One trace: waterfall (colour per service, service boundaries, network time per hop) with
+the critical path, self time, percentiles, attributes, logs.
 
 Large traces stay responsive: the waterfall draws at most ``MAX_SPANS`` bars, the span
 picker offers those same spans, percentiles are looked up for the ``RANKED_OPS`` operations
@@ -13,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis.critical_path import critical_time_by_span, self_times, span_tree
+from dashboard.analysis.servicemap import Hop, hops
 from dashboard.components.logs_table import logs_table
 from dashboard.components.waterfall import MAX_SPANS, ordered_spans, waterfall_figure
 from dashboard.sources.model import Span, Trace
@@ -56,12 +58,20 @@ def render_trace(trace: Trace, window: TimeWindow, selected_span: str | None = N
     own = self_times(tree)
     errors = sum(1 for s in trace.spans if s.status_code == 2)
     services = sorted({s.service for s in trace.spans})
+    crossings = hops(trace)
+    network = {h.client.span_id: h for h in crossings} | {h.server.span_id: h for h in crossings}
     st.subheader(f"Trace {trace.trace_id}")
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Duration", f"{trace.duration_ms:.1f} ms")
     cols[1].metric("Spans", f"{len(trace.spans)}")
     cols[2].metric("Errors", f"{errors}")
     cols[3].metric("Services", f"{len(services)}")
+    cols[4].metric(
+        "Service hops",
+        f"{len(crossings)}",
+        help="client spans with a server child in another process; network time of each "
+        "hop = client duration − server duration",
+    )
     if tree.adjusted or tree.orphans or tree.dropped:
         st.caption(
             f"Tree repaired: {tree.adjusted} spans shifted for clock skew, {tree.orphans} "
@@ -73,7 +83,11 @@ def render_trace(trace: Trace, window: TimeWindow, selected_span: str | None = N
             f"This trace has {len(trace.spans)} spans: the waterfall shows the first "
             f"{MAX_SPANS} in tree order; the table below lists all of them."
         )
-    st.caption("◆ on the critical path (highlighted) · ✖ failed span")
+    st.caption(
+        "Colour per service · ▸ and a dark tick: a service boundary (entered from another "
+        "process) · ⇄ network time of a hop (client − server) · ◆ on the critical path "
+        "(outlined) · ✖ failed span"
+    )
     st.plotly_chart(waterfall_figure(trace, set(critical), order), key="waterfall")
 
     ranks: dict[str, float] = {}
@@ -90,6 +104,11 @@ def render_trace(trace: Trace, window: TimeWindow, selected_span: str | None = N
                 "duration_ms": round(s.duration_ms, 3),
                 "self_ms": round(own.get(s.span_id, 0.0), 3),
                 "critical_ms": round(critical.get(s.span_id, 0.0), 3),
+                "network_ms": (
+                    round(network[s.span_id].network_ms, 3)
+                    if s.span_id in network and network[s.span_id].client is s
+                    else None
+                ),
                 "percentile": ranks.get(s.span_id),
                 "status": _STATUS.get(s.status_code, str(s.status_code)),
                 "span_id": s.span_id,
@@ -107,9 +126,13 @@ def render_trace(trace: Trace, window: TimeWindow, selected_span: str | None = N
                 help="share of same-operation spans in the window at or below it",
                 format="p%.0f",
             ),
+            "network_ms": st.column_config.NumberColumn(
+                "network_ms",
+                help="on a client span with a server child: client − server duration",
+            ),
         },
     )
-    _span_detail(trace, [trace.spans[i] for i, _ in order[:MAX_SPANS]], selected_span)
+    _span_detail(trace, [trace.spans[i] for i, _ in order[:MAX_SPANS]], selected_span, network)
 
     st.markdown("#### Logs of this trace")
     with guard():
@@ -120,7 +143,9 @@ def render_trace(trace: Trace, window: TimeWindow, selected_span: str | None = N
             st.caption("No logs carry this trace id.")
 
 
-def _span_detail(trace: Trace, offered: list[Span], selected: str | None) -> None:
+def _span_detail(
+    trace: Trace, offered: list[Span], selected: str | None, network: dict[str, Hop]
+) -> None:
     st.markdown("#### Span details")
     ids = [s.span_id for s in offered]
     if selected and selected not in ids:
@@ -139,6 +164,18 @@ def _span_detail(trace: Trace, offered: list[Span], selected: str | None) -> Non
         key="span_pick",
     )
     span = by_id[chosen]
+    hop = network.get(span.span_id)
+    if hop is not None:
+        st.info(
+            f"Network between {hop.client.service} and {hop.server.service}"
+            f"{f' [{hop.server.instance}]' if hop.server.instance else ''}: "
+            f"{hop.network_ms:.2f} ms (client {hop.client.duration_ms:.2f} ms − "
+            f"server {hop.server.duration_ms:.2f} ms)",
+            icon=":material/swap_horiz:",
+        )
+    resource = [f"{k}={v}" for k, v in sorted(span.resource.items()) if k != "service.name"]
+    if resource:
+        st.caption("Resource: " + ", ".join(resource))
     left, right = st.columns(2)
     left.markdown("**Attributes**")
     left.json(span.attributes, expanded=True)

@@ -38,6 +38,9 @@ CACHE_FRAME = ("ts", "cache", "hits", "misses", "errors")
 
 @dataclass(frozen=True)
 class Span:
+    """One span, with its process's resource attributes (``service.instance.id`` tells
+    replicas of one service apart; ``service.name`` is also in ``service``)."""
+
     trace_id: str
     span_id: str
     parent_span_id: str
@@ -49,10 +52,17 @@ class Span:
     status_code: int
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_ms(self) -> float:
         return (self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def instance(self) -> str:
+        """The emitting process's ``service.instance.id`` ('' when it has none)."""
+        value = self.resource.get("service.instance.id")
+        return "" if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,7 @@ def parse_otlp_traces(result: dict[str, Any]) -> list[Trace]:
                     status_code=int(sp.get("status", {}).get("code", 0)),
                     attributes=_attrs(sp.get("attributes")),
                     events=[_event(e) for e in sp.get("events", [])],
+                    resource=resource,
                 )
                 by_trace.setdefault(span.trace_id, []).append(span)
     return [Trace(tid, sorted(spans, key=lambda s: s.start_ns)) for tid, spans in by_trace.items()]

@@ -17,6 +17,8 @@ __all__ = ["pool_wait_from_traces", "sample_traces", "ts_col"]
 #: Traces a sample holds at most, and the number of time slices it is spread over.
 SAMPLE_SIZE = 200
 SLICES = 4
+#: A slice is at least this long (a shorter window gets fewer slices).
+MIN_SLICE_S = 1.0
 
 
 class _Fetches(Protocol):
@@ -36,10 +38,13 @@ def sample_traces(
     service: str | None = None,
     operation: str | None = None,
     duration_min_ms: float | None = None,
+    slices: int = SLICES,
 ) -> list[Trace]:
     """Up to ``size`` traces spread over the window: the most recent of each time slice, so a
-    busy last minute cannot crowd out the rest (a trace API returns newest first)."""
-    slices = SLICES if window.seconds >= SLICES * 2 else 1
+    busy last minute cannot crowd out the rest (a trace API returns newest first). More
+    slices make the sample closer to uniform (each slice's newest traces are neighbours in
+    time, and share whatever that moment had), for one trace query per slice."""
+    slices = max(1, min(slices, int(window.seconds // MIN_SLICE_S)))
     width = (window.end - window.start) / slices
     per_slice = max(1, size // slices)
     seen: dict[str, Trace] = {}
