@@ -28,6 +28,10 @@ class _Command(Protocol):
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("narrows.supervisor", "run the demo app, collector and dashboard together"),
     "demo": ("demo_app.cli", "run the sharded, cached demo service"),
+    "service": (
+        "demo_app.micro.cli",
+        "run one service of the micro topology (gateway, catalog or orders)",
+    ),
     "collector": ("collector.cli", "receive OTLP/Zipkin, store in DuckDB, answer queries"),
     "dashboard": ("dashboard.cli", "run the Streamlit dashboard"),
     "load": ("demo_app.load_cli", "send load to the demo service"),

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from narrows.endpoints import add_data_dir_argument
 
 __all__ = ["add_arguments", "parse_assignments", "run"]
 
@@ -25,12 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="fault name, e.g. slow_shard")
     parser.add_argument("params", nargs="*", metavar="key=value", help="fault parameters")
     parser.add_argument("--demo-url", help="the demo's base URL (default: from endpoints.json)")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".narrows"),
-        help="where a running `narrows up` keeps endpoints.json (default .narrows/)",
-    )
+    add_data_dir_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the service's JSON answer")
 
 

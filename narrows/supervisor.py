@@ -2,6 +2,14 @@
 
 Children run in their own process groups and get SIGTERM if this process dies
 (``PR_SET_PDEATHSIG``), so neither Ctrl-C nor a crash of the supervisor leaves orphans.
+They stop in tiers: the load generator first (no request is left in flight), then the
+services and the dashboard (each service flushes its queued spans and logs on the way
+out), and the collector last, so what the others flush still has somewhere to go.
+
+Two topologies: ``single`` (the demo app, as `narrows demo`) and ``micro`` (gateway, orders
+and catalog replicas, narrows/micro.py). In ``micro`` a replica that dies after start-up
+is restarted with backoff instead of stopping everything, and one with a down marker is
+stopped and kept down.
 """
 
 from __future__ import annotations
@@ -10,24 +18,33 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
+from narrows.children import ChildSpec
 from narrows.endpoints import ENDPOINTS_FILE, Endpoints
+from narrows.micro import parse_replicas
+from narrows.plan import load_child, micro_plan, plan_children, positive_rate, topology
 from narrows.ports import PortInUse, PortPlan
 
 __all__ = ["ChildSpec", "Supervisor", "add_arguments", "run"]
 
-STOP_TIMEOUT_S = 8.0
-SCRAPE_INTERVAL = "5s"
+#: Seconds each stop tier may take before SIGKILL, by ``ChildSpec.stop_tier``: the load
+#: generator, then the services (whose flush is bounded by NARROWS_SHUTDOWN_TIMEOUT, 5 s)
+#: and the dashboard, then the collector (which writes what it has queued).
+STOP_TIMEOUT_S = {0: 3.0, 1: 8.0, 2: 8.0}
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
+#: a replica that ran this long before dying restarts after the shortest pause again
+STABLE_AFTER_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -53,14 +70,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--load", action="store_true", help="also run the load generator against the demo app"
     )
+    parser.add_argument(
+        "--load-rate",
+        type=positive_rate,
+        metavar="RPS",
+        help="with --load: requests per second, Poisson arrivals (default 5)",
+    )
+    parser.add_argument(
+        "--topology",
+        choices=["single", "micro"],
+        default=None,
+        help="single: one demo process (default); micro: gateway, orders and catalog services",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=parse_replicas,
+        metavar="catalog=N[,orders=M]",
+        help="micro topology with N catalog (and M orders) replicas; implies --topology micro",
+    )
+    parser.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="do not start the dashboard (e.g. for `narrows diagnose` or tests)",
+    )
     demo = parser.add_argument_group("demo service (passed to `narrows demo`)")
     demo.add_argument("--shards", type=int, help="number of shards (default 4)")
     demo.add_argument("--cache", help="memory (default), none, or a redis:// URL")
+    demo.add_argument(
+        "--seed-items", type=int, help="items created when a shard is first made (default 10000)"
+    )
+    demo.add_argument("--pool-size", type=int, help="connections per shard (default 4)")
+    demo.add_argument(
+        "--db-latency-ms",
+        type=float,
+        help="round trip of a remote database, added to every shard query (default 0)",
+    )
     demo.add_argument(
         "--shard-dsn",
         action="append",
         metavar="DSN",
         help="PostgreSQL shards: a DSN template with {i}, or once per shard",
+    )
+    demo.add_argument(
+        "--orders-shard-dsn",
+        action="append",
+        metavar="DSN",
+        help="micro: the orders service's PostgreSQL shards (default: the --shard-dsn "
+        "template with orders_ before {i})",
     )
     demo.add_argument(
         "--fault",
@@ -77,22 +133,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class ChildSpec:
-    """One child process: how to start it and how to tell it is ready."""
-
-    name: str
-    argv: list[str]
-    health_url: str | None
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class _Child:
     spec: ChildSpec
     proc: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes]
     ready: bool = False
+    started_at: float = 0.0
+    restarts: int = 0
+    restart_at: float | None = None
+    held_down: bool = False
 
 
 def _die_with_parent() -> None:
@@ -120,22 +170,29 @@ class Supervisor:
         self._out = out
         self._children: list[_Child] = []
         self._stopping = False
+        #: called after a replica was restarted (endpoints.json lists pids)
+        self.on_restart: Callable[[], None] | None = None
 
     def start(self, spec: ChildSpec) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / f"{spec.name}.log"
         log_file = log_path.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
-        proc = subprocess.Popen(
-            spec.argv,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        self._children.append(_Child(spec, proc, log_path, log_file))
+        proc = _spawn(spec, log_file)
+        self._children.append(_Child(spec, proc, log_path, log_file, started_at=time.monotonic()))
+
+    def processes(self) -> list[dict[str, Any]]:
+        """The service processes for endpoints.json (current pids)."""
+        return [
+            {
+                "name": c.spec.name,
+                "service": c.spec.service,
+                "instance": c.spec.instance,
+                "url": c.spec.url,
+                "pid": c.proc.pid,
+            }
+            for c in self._children
+            if c.spec.service
+        ]
 
     def wait_ready(self, timeout: float) -> None:
         """Block until every child answers its health check; raise on death or timeout."""
@@ -160,15 +217,57 @@ class Supervisor:
                     raise ChildFailed(f"{names} did not become healthy within {timeout:.0f}s")
                 time.sleep(0.2)
 
-    def check_alive(self) -> None:
-        """Raise ChildFailed naming the first child that exited, with its last log lines."""
+    def check_alive(self, *, restarting: bool = False) -> None:
+        """Raise ChildFailed naming the first child that exited, with its last log lines.
+
+        With ``restarting`` (after start-up), replicas are supervised instead: see
+        ``_supervise_replica``.
+        """
         for child in self._children:
+            if restarting and child.spec.restart:
+                self._supervise_replica(child)
+                continue
             code = child.proc.poll()
             if code is not None:
                 raise ChildFailed(
                     f"{child.spec.name} exited with code {code}; last lines of "
                     f"{child.log_path}:\n{_tail(child.log_path)}"
                 )
+
+    def _supervise_replica(self, child: _Child) -> None:
+        """Keep a replica running — or stopped while its down marker exists."""
+        now = time.monotonic()
+        marker = child.spec.down_marker
+        down = marker is not None and marker.exists()
+        alive = child.proc.poll() is None
+        if down:
+            if alive:
+                self._out(f"  {child.spec.name:<10} marked down: stopping it")
+                _signal_group(child.proc, signal.SIGKILL)
+                child.proc.wait(timeout=5)
+            child.held_down, child.restart_at = True, None
+            return
+        if alive:
+            return
+        if child.held_down:
+            child.held_down = False
+            child.restart_at = now
+        if child.restart_at is None:
+            if now - child.started_at >= STABLE_AFTER_S:
+                child.restarts = 0
+            pause = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+            child.restart_at = now + pause
+            self._out(
+                f"  {child.spec.name:<10} exited with code {child.proc.returncode}; "
+                f"restarting in {pause:.0f}s"
+            )
+        if now >= child.restart_at:
+            child.proc = _spawn(child.spec, child.log_file)
+            child.started_at, child.restart_at = now, None
+            child.restarts += 1
+            self._out(f"  {child.spec.name:<10} restarted (pid {child.proc.pid})")
+            if self.on_restart is not None:
+                self.on_restart()
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -178,21 +277,24 @@ class Supervisor:
         return self._stopping
 
     def stop_all(self) -> None:
-        """SIGTERM every child's process group, newest first; SIGKILL what outlives the bound."""
-        for child in reversed(self._children):
-            _signal_group(child.proc, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for child in reversed(self._children):
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                child.proc.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                self._out(f"  {child.spec.name} did not stop in time; killing it")
+        """Stop the children tier by tier (SIGTERM to each process group, SIGKILL what
+        outlives its tier's bound), so senders finish before their receivers go."""
+        for tier in sorted({c.spec.stop_tier for c in self._children}):
+            group = [c for c in reversed(self._children) if c.spec.stop_tier == tier]
+            for child in group:
+                _signal_group(child.proc, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S.get(tier, 8.0)
+            for child in group:
+                remaining = max(0.1, deadline - time.monotonic())
+                try:
+                    child.proc.wait(timeout=remaining)
+                except subprocess.TimeoutExpired:
+                    self._out(f"  {child.spec.name} did not stop in time; killing it")
+                    _signal_group(child.proc, signal.SIGKILL)
+                    child.proc.wait(timeout=5)
+                # The group may hold grandchildren even after the leader exited.
                 _signal_group(child.proc, signal.SIGKILL)
-                child.proc.wait(timeout=5)
-            # The group may hold grandchildren even after the leader exited.
-            _signal_group(child.proc, signal.SIGKILL)
-            child.log_file.close()
+                child.log_file.close()
 
 
 class ChildFailed(Exception):
@@ -201,6 +303,19 @@ class ChildFailed(Exception):
 
 class _Stop(Exception):
     """Ctrl-C or SIGTERM arrived while starting."""
+
+
+def _spawn(spec: ChildSpec, log_file: IO[bytes]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+    return subprocess.Popen(
+        spec.argv,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -215,109 +330,13 @@ def _healthy(client: httpx.Client, url: str) -> bool:
         return False
 
 
-def plan_children(args: argparse.Namespace, ports: PortPlan, data_dir: Path) -> list[ChildSpec]:
-    """The processes `narrows up` runs, with the flags that connect them."""
-    host = "127.0.0.1"
-    me = [sys.executable, "-m", "narrows"]
-    collector = ChildSpec(
-        "collector",
-        [
-            *me,
-            "collector",
-            "--data-dir",
-            str(data_dir),
-            "--otlp-port",
-            str(ports.otlp),
-            "--zipkin-port",
-            str(ports.zipkin),
-            "--query-port",
-            str(ports.query),
-            "--scrape",
-            # Every 5 s: the Shards page's pool wait comes from this histogram.
-            f"http://{host}:{ports.demo}/metrics,{SCRAPE_INTERVAL}",
-        ],
-        f"http://{host}:{ports.query}/healthz",
-    )
-    demo = ChildSpec(
-        "demo",
-        [
-            *me,
-            "demo",
-            "--data-dir",
-            str(data_dir),
-            "--demo-port",
-            str(ports.demo),
-            *_demo_options(args),
-        ],
-        f"http://{host}:{ports.demo}/healthz",
-        env={**_otel_env(ports), **_demo_env()},
-    )
-    dashboard = ChildSpec(
-        "dashboard",
-        [
-            *me,
-            "dashboard",
-            "--dashboard-port",
-            str(ports.dashboard),
-            "--query-url",
-            f"http://{host}:{ports.query}",
-        ],
-        f"http://{host}:{ports.dashboard}/_stcore/health",
-    )
-    return [collector, demo, dashboard]
-
-
-def _otel_env(ports: PortPlan) -> dict[str, str]:
-    return {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports.otlp}",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        # Traces show up within about a second instead of the SDK's default five.
-        "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "1000"),
-    }
-
-
-def _demo_env() -> dict[str, str]:
-    """The demo logs one access line per request (as OTLP logs too), so every trace on the
-    dashboard has logs to show; ``NARROWS_ACCESS_LOG=false`` turns it off."""
-    return {"NARROWS_ACCESS_LOG": os.environ.get("NARROWS_ACCESS_LOG", "true")}
-
-
-def _demo_options(args: argparse.Namespace) -> list[str]:
-    """`narrows up`'s demo flags, passed through unchanged (`narrows demo` validates them)."""
-    out: list[str] = []
-    if getattr(args, "shards", None) is not None:
-        out += ["--shards", str(args.shards)]
-    if getattr(args, "cache", None):
-        out += ["--cache", args.cache]
-    for dsn in getattr(args, "shard_dsn", None) or []:
-        out += ["--shard-dsn", dsn]
-    for fault in getattr(args, "fault", None) or []:
-        out += ["--fault", fault]
-    return out
-
-
-def load_child(ports: PortPlan) -> ChildSpec:
-    return ChildSpec(
-        "load",
-        [
-            sys.executable,
-            "-m",
-            "narrows",
-            "load",
-            "--target",
-            f"http://127.0.0.1:{ports.demo}",
-            "--duration",
-            "0",
-        ],
-        None,
-        env=_otel_env(ports),
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Start everything, print the URLs, supervise until Ctrl-C/SIGTERM or a child dies."""
     out = _printer()
     data_dir: Path = args.data_dir.resolve()
+    if getattr(args, "topology", None) == "single" and getattr(args, "replicas", None):
+        print("narrows up: --replicas needs --topology micro", file=sys.stderr)
+        return 2
     requested = {
         "demo": args.demo_port,
         "otlp": args.otlp_port,
@@ -325,35 +344,54 @@ def run(args: argparse.Namespace) -> int:
         "query": args.query_port,
         "dashboard": args.dashboard_port,
     }
+    if args.no_dashboard and args.dashboard_port is None:
+        requested["dashboard"] = 0  # not started: any port passes the check, none is bound
     try:
         ports = PortPlan.resolve(requested, free=args.ports == "free", host="127.0.0.1")
-    except PortInUse as exc:
+        micro = micro_plan(args, ports, data_dir) if topology(args) == "micro" else None
+        children = plan_children(args, ports, data_dir, micro)
+    except (PortInUse, ValueError) as exc:
         print(f"narrows up: {exc}", file=sys.stderr)
         return 2
     data_dir.mkdir(parents=True, exist_ok=True)
+    if micro is not None:  # markers of an earlier run mean nothing now
+        shutil.rmtree(micro.control_dir, ignore_errors=True)
     sup = Supervisor(data_dir / "logs", out)
     previous = {s: signal.signal(s, sup.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     endpoints_path = data_dir / ENDPOINTS_FILE
     try:
         out(f"narrows up: starting in {data_dir} (logs in {data_dir / 'logs'})")
-        for spec in plan_children(args, ports, data_dir):
+        for spec in children:
             sup.start(spec)
         sup.wait_ready(args.startup_timeout)
         if args.load:
-            sup.start(load_child(ports))
+            sup.start(load_child(ports, args.load_rate))
             sup.wait_ready(args.startup_timeout)
-        endpoints = _endpoints(ports)
-        endpoints.write(data_dir)
+
+        def write_endpoints() -> None:
+            _endpoints(
+                ports, topology(args), sup.processes(), dashboard=not args.no_dashboard
+            ).write(data_dir)
+
+        write_endpoints()
+        sup.on_restart = write_endpoints
+        endpoints = Endpoints.read(data_dir)
         out("all services ready")
-        out(f"  demo       {endpoints.demo}")
+        if micro is None:
+            out(f"  demo       {endpoints.demo}")
+        else:
+            out(f"  gateway    {endpoints.demo}  (the public API)")
+            for p in endpoints.processes:
+                if p["name"] != "gateway":
+                    out(f"  {p['name']:<10} {p['url']}")
         out(
             f"  collector  OTLP {endpoints.otlp}  Zipkin {endpoints.zipkin}  "
             f"query {endpoints.query}"
         )
-        out(f"  dashboard  {endpoints.dashboard}")
+        out(f"  dashboard  {endpoints.dashboard or 'not started (--no-dashboard)'}")
         out("press Ctrl-C to stop")
         while not sup.stopping:
-            sup.check_alive()
+            sup.check_alive(restarting=True)
             time.sleep(0.2)
         out("narrows up: stopping")
         return 0
@@ -371,15 +409,20 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _endpoints(ports: PortPlan) -> Endpoints:
+def _endpoints(
+    ports: PortPlan, topology: str, processes: list[dict[str, Any]], *, dashboard: bool = True
+) -> Endpoints:
+    """The URLs to print and write; ``dashboard`` is empty when it was not started."""
     host = "http://127.0.0.1"
     return Endpoints(
         demo=f"{host}:{ports.demo}",
         otlp=f"{host}:{ports.otlp}",
         zipkin=f"{host}:{ports.zipkin}",
         query=f"{host}:{ports.query}",
-        dashboard=f"{host}:{ports.dashboard}",
+        dashboard=f"{host}:{ports.dashboard}" if dashboard else "",
         pid=os.getpid(),
+        topology=topology,
+        processes=tuple(processes),
     )
 
 
