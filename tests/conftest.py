@@ -46,6 +46,20 @@ CHROMIUM = os.environ.get("NARROWS_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+SOAK = os.environ.get("NARROWS_SOAK", "") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long reliability runs (``soak``) only under ``NARROWS_SOAK=1`` (``make soak``):
+    deselected otherwise, not skipped, so CI (where a skip fails) runs the short forms."""
+    if SOAK:
+        return
+    soak = [i for i in items if i.get_closest_marker("soak") is not None]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [i for i in items if i.get_closest_marker("soak") is None]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Streamlit's AppTest scans every installed distribution for components each time a new
     AppTest runs (over a second here, dozens of times a run). The installed packages cannot

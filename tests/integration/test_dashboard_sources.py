@@ -12,7 +12,9 @@ not come from the telemetry under test.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -324,10 +326,15 @@ def test_trace_computed_answers_agree(both: Both) -> None:
     assert ops_n["self_ms"].round(3).to_dict() == ops_p["self_ms"].round(3).to_dict()
 
     base, slow = SpanFilter(service=SERVICE, kind="client"), SpanFilter(duration_min_ms=SLOW_MS)
+    tops = []
     for frame in (n.compare(window, base, slow).data, p.compare(window, base, slow).data):
         top = frame[frame["key"] == "app.shard.id"].sort_values("lift").iloc[-1]
         assert top["value"] == str(SLOW)
-        assert top["selection_share"] == 1.0
+        # Every span of the slowed shard is in the selection; on a loaded machine a queued
+        # query on another shard can pass the threshold too, so the share is not always 1.
+        assert top["selection_share"] > 0.25  # above the fair share of one of four shards
+        tops.append((top["selection_share"], top["baseline_share"]))
+    assert tops[0] == pytest.approx(tops[1])
 
     r_n = n.duration_ranks(window, SERVICE, "SELECT items", [0.5, float(SLOW_MS)]).data
     r_p = p.duration_ranks(window, SERVICE, "SELECT items", [0.5, float(SLOW_MS)]).data
@@ -359,7 +366,8 @@ def test_hostile_label_values_are_escaped_for_a_real_prometheus(both: Both) -> N
 
 
 @pytest.mark.parametrize(
-    "name", ["overview", "latency", "traces", "logs", "shards", "bottlenecks", "capacity"]
+    "name",
+    ["overview", "latency", "traces", "logs", "service_map", "shards", "bottlenecks", "capacity"],
 )
 def test_every_page_renders_on_the_scaled_source(
     both: Both, name: str, monkeypatch: pytest.MonkeyPatch
@@ -390,3 +398,38 @@ def test_every_page_renders_on_the_scaled_source(
     if name == "traces":
         logs = next(d.value for d in at.dataframe if "message" in d.value.columns)
         assert "order failed: shard timed out" in set(logs["message"])  # the Loki recording
+
+
+def _diagnose(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        narrows_cmd("diagnose", "--since", "2m", "--json", *args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_narrows_diagnose_runs_on_both_sources_and_finds_the_failing_shard(both: Both) -> None:
+    """The CLI on each backend: exit 0, JSON only on stdout, and the shard the workload broke
+    among the failing_shard findings of both (its errors come from the metrics on one side,
+    from the collector's spans on the other)."""
+    runs = {
+        "narrows": _diagnose("--query-url", both.narrows.base_url),
+        "prometheus+jaeger+loki": _diagnose(
+            "--source",
+            "prometheus+jaeger+loki",
+            "--prometheus-url",
+            both.prometheus_url,
+            "--jaeger-url",
+            both.scaled.jaeger.base_url,
+        ),
+    }
+    for name, result in runs.items():
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        assert "failed on this data" not in result.stderr, result.stderr
+        findings = json.loads(result.stdout)
+        failing = {
+            f["subject"].get("app.shard.id") for f in findings if f["kind"] == "failing_shard"
+        }
+        assert str(FAILING) in failing, f"{name}: {[(f['kind'], f['subject']) for f in findings]}"
+    assert both.prometheus_url in runs["prometheus+jaeger+loki"].stderr

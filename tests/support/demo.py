@@ -54,6 +54,7 @@ def span_capture() -> SpanCapture:
         telemetry = configure(
             service_name="narrows-demo-test",
             traces_exporter="none",
+            logs_exporter="none",  # nothing listens on the default :4318 in tests
             disabled_instrumentations=("httpx", "requests"),
         )
         provider = telemetry.tracer_provider

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["OwnedProcess", "narrows_cmd", "wait_for", "wait_http"]
+__all__ = ["OwnedProcess", "alive", "descendants", "narrows_cmd", "rss_mb", "wait_for", "wait_http"]
 
 
 def narrows_cmd(*args: str) -> list[str]:
@@ -77,6 +77,46 @@ class OwnedProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process in MiB (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for pid {pid}")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, grandchildren, …), from ``/proc``."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid …; comm may contain spaces and parentheses
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_for(

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -48,10 +48,33 @@ def find_program(name: str) -> str | None:
 class RedisServer:
     port: int
     proc: OwnedProcess
+    argv: list[str] = field(default_factory=list)
+    workdir: Path = field(default_factory=Path)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL, the way a crashed node dies (no persistence: it comes back empty)."""
+        self.proc.kill()
+
+    def restart(self) -> None:
+        """Start it again on the same port; returns once it answers PING."""
+        if self.proc.alive():
+            raise RuntimeError("redis is still running")
+        self.proc = OwnedProcess.start("redis", self.argv, self.workdir)
+        _wait_redis(self.port, self.proc)
+
+
+def _wait_redis(port: int, proc: OwnedProcess) -> None:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        wait_for(lambda: bool(client.ping()), 15, "redis to answer PING", proc, interval=0.05)
+    finally:
+        client.close()
 
 
 @contextmanager
@@ -61,33 +84,27 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
         raise FileNotFoundError("redis-server")
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = OwnedProcess.start(
-        "redis",
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--daemonize",
-            "no",
-        ],
-        workdir,
-    )
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    wait_for(lambda: bool(client.ping()), 15, "redis to answer PING", proc)
+    argv = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--daemonize",
+        "no",
+    ]
+    server = RedisServer(port, OwnedProcess.start("redis", argv, workdir), argv, workdir)
     try:
-        yield RedisServer(port, proc)
+        _wait_redis(port, server.proc)
+        yield server
     finally:
-        proc.stop()
+        server.proc.stop()
 
 
 @dataclass
@@ -95,6 +112,8 @@ class PostgresServer:
     port: int
     datadir: Path
     proc: OwnedProcess
+    argv: list[str] = field(default_factory=list)
+    user: str | None = None
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -105,6 +124,39 @@ class PostgresServer:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.dsn(name)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and its backends at once (a crashed or OOM-killed server).
+
+        Returns once the postmaster is gone: under ``runuser`` it is a grandchild, reaped by
+        init a moment later, and until then its ``postmaster.pid`` would stop a restart.
+        """
+        lock = self.datadir / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = 0
+        self.proc.kill()
+        if pid:
+            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 15, f"postmaster {pid} to go")
+
+    def restart(self) -> None:
+        """Start it again on the same port and data directory (crash recovery runs);
+        returns once it accepts connections."""
+        if self.proc.alive():
+            raise RuntimeError("postgres is still running")
+        self.proc = OwnedProcess.start("postgres", self.argv, self.datadir.parent, user=self.user)
+        _wait_postgres(self.port, self.proc)
+
+
+def _wait_postgres(port: int, proc: OwnedProcess) -> None:
+    import psycopg
+
+    def ready() -> bool:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2):
+            return True
+
+    wait_for(ready, 60, "postgres to accept connections", proc, interval=0.1)
 
 
 @contextmanager
@@ -126,39 +178,31 @@ def postgres_server() -> Iterator[PostgresServer]:
         cmd = ["runuser", "-u", user, "--", *cmd]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     port = free_port()
-    proc = OwnedProcess.start(
-        "postgres",
-        [
-            postgres,
-            "-D",
-            str(datadir),
-            "-p",
-            str(port),
-            "-k",
-            str(sockdir),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "shared_buffers=32MB",
-        ],
-        root,
-        user=user,
+    argv = [
+        postgres,
+        "-D",
+        str(datadir),
+        "-p",
+        str(port),
+        "-k",
+        str(sockdir),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=32MB",
+    ]
+    server = PostgresServer(
+        port, datadir, OwnedProcess.start("postgres", argv, root, user=user), argv, user
     )
-    import psycopg
-
-    def ready() -> bool:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2):
-            return True
-
     try:
-        wait_for(ready, 60, "postgres to accept connections", proc, interval=0.3)
-        yield PostgresServer(port, datadir, proc)
+        _wait_postgres(port, server.proc)
+        yield server
     finally:
-        proc.stop(timeout=20)
+        server.proc.stop(timeout=20)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -14,7 +14,16 @@ import httpx
 from narrows.ports import free_port
 from tests.support.procs import OwnedProcess, narrows_cmd, wait_for, wait_http
 
-__all__ = ["CollectorProc", "UpStack", "collector_proc", "narrows_up", "wait_trace"]
+__all__ = [
+    "CollectorProc",
+    "DemoProc",
+    "UpStack",
+    "collector_proc",
+    "demo_proc",
+    "narrows_up",
+    "wait_ready",
+    "wait_trace",
+]
 
 
 @dataclass
@@ -45,9 +54,11 @@ def collector_proc(
     env: dict[str, str] | None = None,
     name: str = "collector",
     otlp_port: int | None = None,
+    wait: bool = True,
 ) -> Iterator[CollectorProc]:
     """`narrows collector` on free ports (``otlp_port`` when a sender started first needs
-    it), stopped (SIGTERM) at the end."""
+    it), stopped (SIGTERM) at the end. ``wait=False`` returns before it is healthy (start
+    several at once, then ``wait_ready``)."""
     otlp, zipkin, query = otlp_port or free_port(), free_port(), free_port()
     proc = OwnedProcess.start(
         name,
@@ -67,10 +78,52 @@ def collector_proc(
         env=env,
     )
     try:
-        wait_http(f"http://127.0.0.1:{query}/healthz", 60, proc)
+        if wait:
+            wait_http(f"http://127.0.0.1:{query}/healthz", 60, proc)
         yield CollectorProc(proc, data_dir, otlp, zipkin, query)
     finally:
         proc.stop()
+
+
+@dataclass
+class DemoProc:
+    proc: OwnedProcess
+    url: str
+
+
+@contextmanager
+def demo_proc(
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    name: str = "demo",
+    wait: bool = True,
+) -> Iterator[DemoProc]:
+    """`narrows demo` on a free port (its own process, so its memory and exit can be
+    measured), stopped (SIGTERM) at the end; ``wait=False`` as for ``collector_proc``."""
+    port = free_port()
+    proc = OwnedProcess.start(
+        name,
+        narrows_cmd("demo", "--data-dir", str(data_dir), "--demo-port", str(port), *extra),
+        data_dir.parent / "logs",
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if wait:
+            wait_http(f"{url}/healthz", 60, proc)
+        yield DemoProc(proc, url)
+    finally:
+        proc.stop()
+
+
+def wait_ready(*parts: CollectorProc | DemoProc) -> None:
+    """Wait until every part started with ``wait=False`` answers its health check."""
+    for part in parts:
+        if isinstance(part, CollectorProc):
+            wait_http(f"{part.query_url}/healthz", 60, part.proc)
+        else:
+            wait_http(f"{part.url}/healthz", 60, part.proc)
 
 
 def wait_trace(query_url: str, trace_id: str, timeout: float = 10.0) -> dict[str, object]:
@@ -96,7 +149,9 @@ class UpStack:
 
 
 @contextmanager
-def narrows_up(data_dir: Path, *extra: str, timeout: float = 120) -> Iterator[UpStack]:
+def narrows_up(
+    data_dir: Path, *extra: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> Iterator[UpStack]:
     """`narrows up --ports free` until it prints 'all services ready'."""
     proc = OwnedProcess.start(
         "narrows-up",
@@ -109,6 +164,7 @@ def narrows_up(data_dir: Path, *extra: str, timeout: float = 120) -> Iterator[Up
             *extra,
         ),
         data_dir.parent / "logs",
+        env=env,
     )
     try:
         wait_for(

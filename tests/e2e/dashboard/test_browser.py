@@ -90,6 +90,31 @@ def _no_errors(page) -> None:  # type: ignore[no-untyped-def]
     assert errors.count() == 0, errors.all_inner_texts()
 
 
+def _shows_slow_shard(page, artifacts_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """A visible card names shard 2 as a slow shard (not one folded away among the
+    informational findings); on failure the message quotes what the page did show.
+
+    The page may open on a diagnosis the overview computed a moment after the stack first
+    had traffic (findings are cached for 30 s, as the page says); a reader reloads once
+    that is past, and so does this test, up to twice."""
+    card = page.get_by_text(re.compile(r"slow shard · app\.shard\.id=2")).filter(visible=True)
+    for attempt in range(3):
+        try:
+            card.first.wait_for(timeout=20_000)
+            return
+        except Exception as exc:
+            if attempt < 2:
+                page.reload(wait_until="domcontentloaded")
+                page.wait_for_function(_SETTLED, timeout=60_000)
+                continue
+            failed = artifacts_dir / "dashboard-bottlenecks-failed.png"
+            page.screenshot(path=str(failed), full_page=True)
+            shown = page.locator("[data-testid='stMain']").inner_text()[:3000]
+            raise AssertionError(
+                f"no visible slow_shard card for shard 2; the page showed:\n{shown}"
+            ) from exc
+
+
 @pytest.mark.parametrize("path", list(PAGES))
 def test_each_page_opens_without_errors(
     stack: UpStack,
@@ -102,7 +127,7 @@ def test_each_page_opens_without_errors(
     try:
         _no_errors(page)
         if path == "bottlenecks":  # the injected slow shard is the finding to act on
-            page.get_by_text("app.shard.id=2").first.wait_for(timeout=30_000)
+            _shows_slow_shard(page, artifacts_dir)
         if path == "logs":  # the demo's own lines, shipped over OTLP
             shown = page.get_by_text(re.compile(r"^\d+ newest lines")).first.inner_text()
             assert int(shown.split()[0]) > 0, shown

@@ -11,7 +11,9 @@ from tests.e2e.dashboard.conftest import page
 from tests.support.stack import CollectorProc, collector_proc
 
 pytestmark = pytest.mark.e2e
-PAGES = ["overview", "latency", "traces", "logs", "shards", "bottlenecks", "capacity"]
+PAGES = [
+    "overview", "latency", "traces", "logs", "service_map", "shards", "bottlenecks", "capacity",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.ingest import Kind, _otlp_json
+from tests.conftest import FIXTURES
 from tests.integration.collector.conftest import PROTOBUF, post_json, spans_of
 from tests.support.collector import LiveCollector
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared/fixtures"
 _SIGNALS = {
     "trace": ("traces", ExportTraceServiceRequest, Kind.OTLP_TRACES_JSON),
     "metrics": ("metrics", ExportMetricsServiceRequest, Kind.OTLP_METRICS_JSON),

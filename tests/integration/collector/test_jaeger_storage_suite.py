@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import FIXTURES
 from tests.integration.collector.conftest import post_json, spans_of
 from tests.support.collector import LiveCollector
 
 pytestmark = pytest.mark.integration
 
-SUITE = Path(__file__).resolve().parents[4] / "shared/fixtures/jaeger/storage-integration"
+SUITE = FIXTURES / "jaeger/storage-integration"
 
 
 def _tag_text(value: Any) -> str:

@@ -126,6 +126,20 @@ def test_gzip_bomb_is_413_without_inflating_it(tmp_path: Path) -> None:
         assert ok.status_code == 200
 
 
+def test_a_multi_member_gzip_body_is_read_to_the_end(live) -> None:  # type: ignore[no-untyped-def]
+    """RFC 1952 allows several gzip members back to back; the second half of the body
+    must not be dropped silently."""
+    body = trace_request(40, seed=77)
+    half = len(body) // 2
+    two = gzip.compress(body[:half]) + gzip.compress(body[half:])
+    r = httpx.post(
+        live.otlp_url + "/v1/traces", content=two, headers={**PROTOBUF, "content-encoding": "gzip"}
+    )
+    assert r.status_code == 200, r.text
+    live.wait_stored()
+    assert live.query("/api/narrows/stats").json()["spans"]["count"] == 40
+
+
 def test_a_retried_request_is_stored_once(live) -> None:  # type: ignore[no-untyped-def]
     body = trace_request(32, seed=9)
     for _ in range(3):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
 from collector.receivers.scrape import ACCEPT, Scraper, ScrapeTarget, parse_target
 from narrows.ports import free_port
@@ -65,6 +66,31 @@ def test_scraped_histogram_keeps_samples_and_exemplars(tmp_path: Path) -> None:
             ).json()
             assert [e["traceId"] for e in ex["exemplars"]] == [trace_id]
             assert ex["exemplars"][0]["labels"]["le"] == "0.1"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_a_target_answering_over_the_size_limit_is_dropped_and_counted(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("big", "many series", ["i"], registry=registry)
+    for i in range(2000):
+        gauge.labels(str(i)).set(i)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        with live_collector(tmp_path) as c:
+            scraper = Scraper(c.collector.pipeline, [], max_body=10_000)
+            target = ScrapeTarget(f"http://127.0.0.1:{port}/metrics", 1.0)
+
+            async def once() -> bool:
+                async with httpx.AsyncClient(headers={"Accept": ACCEPT}) as client:
+                    return await scraper.scrape_once(client, target)
+
+            assert not asyncio.run(once())
+            metrics = c.query("/metrics").text
+            assert f'narrows_scrape_errors_total{{target="{target.url}"}} 1.0' in metrics
+            assert c.query("/api/narrows/stats").json()["metric_points"]["count"] == 0
     finally:
         server.shutdown()
         thread.join(5)

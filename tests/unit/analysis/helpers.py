@@ -13,7 +13,9 @@ import pandas as pd
 from dashboard.analysis.diagnose import Diagnosis, diagnose_report
 from dashboard.analysis.inputs import AnalysisInputs, inputs_from_traces, spans_frame
 from dashboard.analysis.profiles import Profile, profiles
+from dashboard.analysis.replicas import ejections_frame
 from dashboard.sources.model import Span, Trace
+from tests.support import synthetic_micro
 from tests.support.synthetic import Fault, Scenario, generate
 
 MS = 1_000_000
@@ -32,8 +34,12 @@ def span(
     error: bool = False,
     trace_id: str = "t1",
     attrs: dict[str, Any] | None = None,
+    instance: str | None = None,
 ) -> Span:
-    """A span from ms offsets."""
+    """A span from ms offsets (``instance``: the process's ``service.instance.id``)."""
+    resource: dict[str, Any] = {"service.name": service}
+    if instance is not None:
+        resource["service.instance.id"] = instance
     return Span(
         trace_id=trace_id,
         span_id=sid or f"{next(_ids):016x}",
@@ -45,6 +51,7 @@ def span(
         end_ns=int(end_ms * MS),
         status_code=2 if error else 0,
         attributes=dict(attrs or {}),
+        resource=resource,
     )
 
 
@@ -80,6 +87,19 @@ def run_scenario(
     return diagnose_report(inputs_from_traces(traces, seed=seed, **(inputs or {})))
 
 
+def run_micro(
+    *faults: Fault, logs: bool = True, inputs: dict[str, Any] | None = None, **scenario: Any
+) -> Diagnosis:
+    """The same for the micro topology (gateway, catalog replicas, orders); ``logs`` feeds
+    the callers' ``upstream ejected`` events to the analysis, as the sources do."""
+    window = synthetic_micro.generate(synthetic_micro.MicroScenario(faults=faults, **scenario))
+    ejections = ejections_frame(window.logs) if logs else None
+    seed = int(scenario.get("seed", 0))
+    return diagnose_report(
+        inputs_from_traces(window.traces, seed=seed, ejections=ejections, **(inputs or {}))
+    )
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A scenario's inputs with the per-trace work done, for testing one detector."""
@@ -99,7 +119,8 @@ def prepare(*faults: Fault, **scenario: Any) -> Prepared:
 
 def zipkin_trace(fixtures: Path, path: str) -> Trace:
     """Zipkin v2 JSON → spans (µs → ns); a shared server span gets its own id under its
-    client, and children of a shared id go to the span of their own service."""
+    client, and children of a shared id go to the span of their own service. The remote
+    endpoint's service becomes ``peer.service``, as the collector's Zipkin receiver maps it."""
     raw: list[dict[str, Any]] = json.loads((fixtures / "zipkin" / path).read_text())
     spans: list[Span] = []
     shared = {s["id"]: s for s in raw if s.get("shared")}
@@ -122,7 +143,15 @@ def zipkin_trace(fixtures: Path, path: str) -> Trace:
                 start,
                 start + int(s.get("duration", 0)) * 1000,
                 0,
-                dict(s.get("tags", {})),
+                _zipkin_attrs(s),
             )
         )
     return Trace(raw[0]["traceId"], spans)
+
+
+def _zipkin_attrs(s: dict[str, Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = dict(s.get("tags", {}))
+    peer = s.get("remoteEndpoint", {}).get("serviceName")
+    if peer:
+        attrs["peer.service"] = peer
+    return attrs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from dashboard.analysis.cache import (
@@ -74,3 +75,39 @@ def test_a_low_ratio_all_window_long_alarms_only_against_an_expected_ratio() -> 
     assert not [f for f in detect_cache_inefficiency(*args) if f.is_alarm]
     [expected] = detect_cache_inefficiency(*args, expected_hit_ratio=0.8)
     assert expected.is_alarm
+
+
+def _counts(ratios: list[tuple[int, int]]) -> pd.DataFrame:
+    ts = pd.date_range("2026-01-01", periods=len(ratios), freq="1s", tz="UTC")
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "cache": "items",
+            "hits": [h for h, _ in ratios],
+            "misses": [m for _, m in ratios],
+            "errors": 0,
+        }
+    )
+
+
+def test_the_newest_state_reaches_back_past_buckets_still_filling() -> None:
+    """The last bucket holds a handful of lookups (telemetry still arriving): "now" reaches
+    back until it holds enough to compare, and the fall is found."""
+    p = prepare(Fault("cache_ttl", {"seconds": 0.3}), seed=33, fault_start=0.4, duration_s=30.0)
+    counts = _counts([(24, 16)] * 6 + [(10, 30)] * 10 + [(1, 3)])
+    [finding] = detect_cache_inefficiency(counts, p.typical, p.slow)
+    assert finding.evidence.aggregate["hit_ratio_now"] == pytest.approx(0.25, abs=0.02)
+    assert finding.evidence.aggregate["hit_ratio_before"] == pytest.approx(0.6)
+
+
+def test_an_outage_of_most_lookups_is_an_alarm_even_where_it_costs_little() -> None:
+    """Cache misses cost almost nothing when the shards are fast, but a cache failing every
+    lookup has left every read to the shards."""
+    p = prepare(seed=35)
+    counts = _counts([(0, 0)] * 1).assign(errors=400)
+    [outage] = detect_cache_outage(counts, p.typical, [])  # no slow request to speed up
+    assert outage.impact.score == 0.0
+    assert outage.severity == "notable"
+    few = _counts([(380, 0)]).assign(errors=20)  # 5 % failing: significant, small
+    [minor] = detect_cache_outage(few, p.typical, [])
+    assert minor.severity == "info"

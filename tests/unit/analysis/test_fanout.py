@@ -55,3 +55,26 @@ def test_a_route_whose_fanouts_are_staircases_is_reported_with_its_saving() -> N
     assert found.is_alarm
     assert found.impact.value == pytest.approx(15.0)
     assert found.evidence.aggregate["mean_width"] == pytest.approx(4.0)
+
+
+def test_a_staircase_in_every_request_counts_against_the_typical_request_too() -> None:
+    """The few slowest requests of a quiet route may be slow for another reason (a 400 ms
+    stall here); the staircase still slows every request, and that is its impact."""
+    seq = profiles([fan(i, [1, 6, 11, 16]) for i in range(20)])
+    stalled = profiles(
+        [
+            trace(
+                server("GET /search", 0, 400),
+                *[
+                    span("SELECT items", 380 + 5 * k, 385 + 5 * k, "root", attrs={**DB})
+                    for k in range(4)
+                ],
+                trace_id=f"slow{i}",
+            )
+            for i in range(3)
+        ]
+    )
+    [found] = detect_sequential_fanout(seq, stalled)
+    assert found.is_alarm
+    assert found.impact.on == "mean of 20 typical GET /search"
+    assert found.impact.score == pytest.approx(15.0 / 22.0)

@@ -81,6 +81,23 @@ def test_a_shard_serving_more_cheap_queries_is_not_called_fast_or_slow() -> None
     assert not [f for f in detect_slow_shards(p.spans, p.slow) if f.is_alarm]
 
 
+def test_a_shard_failing_significantly_is_an_alarm_even_if_the_sample_shows_no_failure(
+    healthy: Prepared,
+) -> None:
+    """4 % of shard 1's queries fail in the complete counts; the trace sample happens to hold
+    no failed request (a low rate, a short window): the share is 0, the alarm stands."""
+    table = shard_table(healthy.spans, counts(1000, 1000, 1000, 1000, errors=(1, 40, 0, 1)))
+    [failing] = [f for f in detect_failing_shards(table, healthy.typical) if f.is_alarm]
+    assert failing.subject == {"app.shard.id": "1"}
+    assert failing.severity == "notable"
+    assert failing.impact.value == 0.0
+
+
+def test_a_few_failures_no_more_often_than_on_other_shards_stay_info(healthy: Prepared) -> None:
+    table = shard_table(healthy.spans, counts(1000, 1000, 1000, 1000, errors=(2, 3, 2, 2)))
+    assert not [f for f in detect_failing_shards(table, healthy.typical) if f.is_alarm]
+
+
 def test_a_failing_shard_is_found_and_healthy_ones_are_not(healthy: Prepared) -> None:
     assert (
         detect_failing_shards(shard_table(healthy.spans, healthy.inputs.shards), healthy.typical)

@@ -68,3 +68,24 @@ def test_slow_requests_count_against_a_latency_objective() -> None:
     [f] = detect_slo_burn(red(60, 0.0, over_slo=0.2), slo)
     assert f.severity == "critical"
     assert f.impact.value == pytest.approx(0.2)
+
+
+def test_a_slow_burn_needs_data_spanning_its_short_window() -> None:
+    """0.5 % bad burns the budget 5× too fast: a slow burn (ticket), which minutes of data
+    cannot show; with the 2 h short window covered it is notable."""
+    slo = SloObjective(availability=0.999)
+    [f] = detect_slo_burn(red(10, 0.005), slo)
+    assert not f.is_alarm
+    [f] = detect_slo_burn(red(3 * 60, 0.005), slo)
+    assert f.severity == "notable"
+
+
+def test_a_bad_ratio_over_the_threshold_by_chance_is_not_a_burn() -> None:
+    """1 % bad is over the 6 h / 30 m pair's threshold (0.6 %); in 1000 requests (10 bad
+    where 6 are allowed) that is within chance, in 5000 (50 bad) it is not."""
+    slo = SloObjective(availability=0.999)
+    few = red(10, 0.0).assign(requests=200, errors=2)
+    assert burn_rates(few, slo, [300])["burn_rate"].iloc[0] == pytest.approx(10.0)
+    assert not [f for f in detect_slo_burn(few, slo) if f.is_alarm]
+    [f] = detect_slo_burn(red(10, 0.01), slo)
+    assert f.severity == "critical"

@@ -75,3 +75,27 @@ def test_slow_operation_alarms_when_the_routes_p95_rose_during_the_window() -> N
     [finding] = slow_operations(slow, typical, red=red)
     assert finding.severity == "critical"
     assert finding.evidence.aggregate["p95_after_ms"] == pytest.approx(52.0)
+
+
+def test_the_requests_own_time_is_reported_but_never_raised_by_itself() -> None:
+    """When the slow requests' time is their server span's own (no child running), it is
+    the handler's code or a wait for the loop or the client: event_loop_blocking's call."""
+
+    def waiting(i: int, own_ms: float) -> Trace:
+        return trace(
+            server(ROUTE, 0, own_ms + 6),
+            span("SELECT items", own_ms, own_ms + 5, "root", attrs={"app.shard.id": "2"}),
+            trace_id=f"w{i}",
+        )
+
+    slow = profiles([waiting(i, 50.0) for i in range(10)])
+    typical = profiles([waiting(100 + i, 0.5) for i in range(30)])
+    ts = pd.date_range("2026-01-01", periods=30, freq="10s", tz="UTC")
+    p95 = [6.0] * 15 + [52.0] * 15
+    red = pd.DataFrame(
+        {"ts": ts, "route": ROUTE, "requests": 50, "errors": 0, "mean_ms": p95}
+        | {"p50_ms": p95, "p95_ms": p95, "p99_ms": p95}
+    )
+    [finding] = slow_operations(slow, typical, red=red)
+    assert finding.subject["span.name"] == ROUTE
+    assert finding.severity == "info"

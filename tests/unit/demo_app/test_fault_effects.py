@@ -12,7 +12,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
+import pytest
 
+from demo_app.exceptions import ConfigError
 from demo_app.service import DemoService
 from demo_app.settings import DemoSettings
 from tests.support.demo import SpanCapture, asgi_demo
@@ -207,3 +209,30 @@ def test_faults_given_at_start_are_on_from_the_first_request(settings: Settings)
         assert (await client.get(f"/items/{keys_on(3, 1)[0]}")).status_code == 503
 
     _run(settings(faults=("failing_shard:shard=3",)), body)
+
+
+def test_db_latency_holds_every_query_and_a_one_connection_pool_then_queues(
+    settings: Settings, spans: SpanCapture
+) -> None:
+    """--db-latency-ms is a networked database's round trip: each query holds its pooled
+    connection that long, so pool_size=1 serialises concurrent reads of one shard."""
+    keys = keys_on(1, 4)
+
+    async def body(client: httpx.AsyncClient, service: DemoService) -> None:
+        status, alone = await _timed(client, f"/items/{keys[0]}")
+        assert status == 200
+        assert alone >= 0.06
+        await client.put("/admin/faults/pool_size", json={"shard": 1, "size": 1})
+        spans.clear()
+        answers = await asyncio.gather(*(client.get(f"/items/{k}") for k in keys[1:]))
+        assert all(r.status_code == 200 for r in answers)
+        waits = sorted(s.attributes["app.pool.wait_ms"] for s in spans.named("SELECT items"))
+        assert len(waits) == 3
+        assert waits[-1] >= 100  # the third waited for two 60 ms queries
+
+    _run(settings(cache="none", db_latency_ms=60), body)
+
+
+def test_db_latency_out_of_range_is_a_clear_config_error(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="--db-latency-ms must be 0"):
+        settings(db_latency_ms=-1)

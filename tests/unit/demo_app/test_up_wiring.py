@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from narrows.cli import build_parser
+from narrows.plan import load_child, plan_children
 from narrows.ports import PortPlan
-from narrows.supervisor import load_child, plan_children
 
 
 def _ports() -> PortPlan:
@@ -46,6 +46,15 @@ def test_the_load_child_runs_until_stopped_and_exports_to_our_collector() -> Non
     assert child.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:14318"
 
 
+def test_up_load_rate_sets_the_load_generators_rate() -> None:
+    args = build_parser("up").parse_args(["up", "--load", "--load-rate", "12.5"])
+    child = load_child(_ports(), args.load_rate)
+    assert child.argv[-2:] == ["--rate", "12.5"]
+    for bad in ("0", "-3", "fast"):
+        with pytest.raises(SystemExit):
+            build_parser("up").parse_args(["up", "--load", "--load-rate", bad])
+
+
 def test_up_has_the_demo_log_every_request_unless_told_not_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -69,3 +78,20 @@ def test_up_has_the_collector_scrape_the_demo_every_five_seconds() -> None:
     )
     scrape = collector.argv[collector.argv.index("--scrape") + 1]
     assert scrape == "http://127.0.0.1:18000/metrics,5s"
+
+
+def test_up_passes_seed_items_pool_size_and_db_latency_to_the_demo() -> None:
+    args = build_parser("up").parse_args(
+        ["up", "--seed-items", "500", "--pool-size", "2", "--db-latency-ms", "7.5"]
+    )
+    demo = next(c for c in plan_children(args, _ports(), Path("/tmp/x")) if c.name == "demo")
+    argv = " ".join(demo.argv)
+    assert "--seed-items 500" in argv
+    assert "--pool-size 2" in argv
+    assert "--db-latency-ms 7.5" in argv
+
+
+def test_up_without_dashboard_starts_only_the_collector_and_the_demo() -> None:
+    args = build_parser("up").parse_args(["up", "--no-dashboard"])
+    names = [c.name for c in plan_children(args, _ports(), Path("/tmp/x"))]
+    assert names == ["collector", "demo"]

@@ -208,6 +208,8 @@ def test_interpreter_exit_with_the_collector_down_is_bounded() -> None:
             break
     left = time.monotonic()
     proc.wait(30)
-    assert time.monotonic() - left < 2.0
+    # NARROWS_SHUTDOWN_TIMEOUT is 1 s; the rest is interpreter teardown, slow on a loaded
+    # machine. Unbounded would be the exporter's retry schedule (tens of seconds).
+    assert time.monotonic() - left < 4.0
     assert proc.returncode == 0
     assert b"Traceback" not in proc.stderr.read()

@@ -268,3 +268,77 @@ def test_span_ends_with_the_response_not_after_background_tasks(tel: TestTelemet
     labels = {"http_route": "/fragile", "error_type": "ValueError"}
     assert tel.sample("http_server_exceptions_total", labels) == 1
     assert tel.sample("http_server_active_requests", {"http_request_method": "POST"}) == 0
+
+
+def _put_with_body_after(app: Any, delay_s: float) -> None:
+    """One ASGI PUT whose body arrives ``delay_s`` after its headers (a slow client)."""
+    import asyncio
+    import json
+
+    body = json.dumps({"name": "x"}).encode()
+    sent: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "PUT",
+            "scheme": "http",
+            "path": "/items/7",
+            "raw_path": b"/items/7",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("testserver", 80),
+        }
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if delivered:
+                await asyncio.sleep(3600)  # a client that keeps the connection open
+            delivered = True
+            await asyncio.sleep(delay_s)
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+
+    asyncio.run(main())
+    assert sent[0]["status"] == 200
+
+
+def _body_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.put("/items/{item_id}")
+    async def put(item_id: int, body: dict[str, str]) -> dict[str, Any]:
+        return {"id": item_id, **body}
+
+    return app
+
+
+def test_a_body_that_comes_late_is_a_child_span_not_the_handlers_own_time(
+    tel: TestTelemetry,
+) -> None:
+    app = _body_app()
+    tel.telemetry.instrument(app)
+    _put_with_body_after(app, 0.05)
+    [server] = server_spans(tel)
+    [wait] = [s for s in tel.spans() if s.name == "http receive"]
+    assert wait.kind is SpanKind.INTERNAL
+    assert wait.parent is not None
+    assert wait.parent.span_id == server.context.span_id
+    assert (wait.end_time - wait.start_time) / 1e6 >= 45
+    assert server.start_time <= wait.start_time <= wait.end_time <= server.end_time
+
+
+def test_a_body_that_came_with_the_headers_adds_no_span(tel: TestTelemetry) -> None:
+    app = _body_app()
+    tel.telemetry.instrument(app)
+    _put_with_body_after(app, 0.0)
+    assert [s.name for s in tel.spans()] == ["PUT /items/{item_id}"]

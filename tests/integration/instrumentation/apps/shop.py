@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 
 app = FastAPI()
 _db: dict[str, sqlite3.Connection] = {}
@@ -57,6 +57,31 @@ async def checkout(order_id: int) -> dict[str, Any]:
     )
     logging.getLogger("shop.legacy").warning("stock low for order %d", order_id)
     return {"order": order_id, "paid": True}
+
+
+@app.get("/careless")
+async def careless(request: Request) -> dict[str, Any]:
+    """An app that logs everything it was sent, then fails quoting a credential."""
+    import structlog
+
+    structlog.get_logger("shop.careless").info(
+        "incoming", url=str(request.url), headers=dict(request.headers)
+    )
+    raise RuntimeError(f"upstream refused password={request.query_params.get('password')}")
+
+
+@app.get("/proxy")
+async def proxy(request: Request) -> dict[str, Any]:
+    """An outgoing call (traced by the httpx instrumentation) carrying credentials."""
+    import httpx
+
+    target = str(request.base_url).replace("://", "://shop:hunter2-url@", 1)
+    async with httpx.AsyncClient() as client:
+        resp = await client.get(
+            f"{target}healthz",
+            params={"api_key": "SECRET-OUT-KEY", "token": "SECRET-OUT-TOKEN", "page": "2"},
+        )
+    return {"status": resp.status_code}
 
 
 @app.get("/boom")
