@@ -46,13 +46,16 @@ typecheck: $(DEV_STAMP)
 imports: $(DEV_STAMP)
 	$(VENV)/bin/lint-imports
 
+# Unit tests are CPU-bound and time nothing: they share the cores (pytest-xdist). The
+# integration and e2e tests run processes and measure latencies: one at a time, alone.
 pytest: $(DEV_STAMP) system-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto tests/unit
+	$(VENV)/bin/pytest tests/integration tests/e2e
 
 test: $(DEV_STAMP) system-deps lint typecheck imports pytest
 
 unit: $(DEV_STAMP)
-	$(VENV)/bin/pytest tests/unit
+	$(VENV)/bin/pytest -n auto tests/unit
 
 integration: $(DEV_STAMP) system-deps
 	$(VENV)/bin/pytest tests/integration

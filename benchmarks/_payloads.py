@@ -102,3 +102,44 @@ def trace_request(n_spans: int = 512, seed: int = 0, base_ns: int | None = None)
             ss.spans.append(child)
             made += 1
     return req.SerializeToString()
+
+
+_ZIPKIN_KINDS = {Span.SPAN_KIND_SERVER: "SERVER", Span.SPAN_KIND_CLIENT: "CLIENT"}
+
+
+def zipkin_request(n_spans: int = 512, seed: int = 0, base_ns: int | None = None) -> bytes:
+    """The spans of ``trace_request(n_spans, seed, base_ns)`` as a Zipkin v2 JSON list, the
+    way the OpenTelemetry Zipkin exporter writes them (µs times, stringified tags)."""
+    import json
+
+    req = ExportTraceServiceRequest.FromString(trace_request(n_spans, seed, base_ns))
+    out: list[dict[str, object]] = []
+    for rs in req.resource_spans:
+        service = next(
+            kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"
+        )
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                tags: dict[str, str] = {}
+                for kv in sp.attributes:
+                    which = kv.value.WhichOneof("value")
+                    value = getattr(kv.value, which)
+                    tags[kv.key] = str(value).lower() if isinstance(value, bool) else str(value)
+                if sp.status.code == 2:
+                    tags["otel.status_code"] = "ERROR"
+                    tags["error"] = ""
+                span: dict[str, object] = {
+                    "traceId": sp.trace_id.hex(),
+                    "id": sp.span_id.hex(),
+                    "name": sp.name,
+                    "timestamp": sp.start_time_unix_nano // 1000,
+                    "duration": (sp.end_time_unix_nano - sp.start_time_unix_nano) // 1000,
+                    "localEndpoint": {"serviceName": service},
+                    "tags": tags,
+                }
+                if sp.parent_span_id:
+                    span["parentId"] = sp.parent_span_id.hex()
+                if sp.kind in _ZIPKIN_KINDS:
+                    span["kind"] = _ZIPKIN_KINDS[sp.kind]
+                out.append(span)
+    return json.dumps(out, separators=(",", ":")).encode()
