@@ -16,28 +16,12 @@ from pathlib import Path
 import pytest
 
 from collector.settings import CollectorSettings
+from tests.support.procs import descendants
 from tests.support.stack import narrows_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 _LISTEN = "0A"
-
-
-def _descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out = {pid}
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - out
-        out |= frontier
-    return out
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -80,7 +64,8 @@ def listening(pids: set[int]) -> list[tuple[int, str, int]]:
 
 def test_every_server_of_narrows_up_listens_on_loopback_only(tmp_path: Path) -> None:
     with narrows_up(tmp_path / "data") as stack:
-        sockets = listening(_descendants(stack.proc.proc.pid))
+        pid = stack.proc.proc.pid
+        sockets = listening({pid} | descendants(pid))
         ports = {
             int(url.rsplit(":", 1)[1].split("/")[0])
             for url in stack.endpoints.values()

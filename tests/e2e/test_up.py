@@ -13,40 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.procs import OwnedProcess, narrows_cmd, wait_for
+from tests.support.procs import OwnedProcess, alive, descendants, narrows_cmd, wait_for
 from tests.support.stack import narrows_up, wait_trace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every live process whose ancestry reaches ``pid`` (read from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - out
-        out |= frontier
-    return out
-
-
-def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.add(pid)
-    return alive
 
 
 def test_request_becomes_a_trace_in_api_and_browser(
@@ -85,13 +55,13 @@ def test_sigint_stops_every_child_within_ten_seconds(tmp_path: Path) -> None:
     )
     try:
         wait_for(lambda: "all services ready" in proc.log(), 120, "narrows up", proc)
-        children = _descendants(proc.proc.pid)
+        children = descendants(proc.proc.pid)
         assert len(children) >= 4  # collector, demo, dashboard, load
         started = time.monotonic()
         os.kill(proc.proc.pid, signal.SIGINT)
         proc.proc.wait(timeout=15)
         assert time.monotonic() - started < 10
-        wait_for(lambda: not _alive(children), 5, "children to exit")
+        wait_for(lambda: not any(map(alive, children)), 5, "children to exit")
         assert not (data / "endpoints.json").exists()
     finally:
         proc.stop()
