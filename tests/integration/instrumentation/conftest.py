@@ -100,6 +100,22 @@ def get_trace(col: CollectorProc, trace_id: str, want: int, timeout: float = 15)
     raise AssertionError(f"trace {trace_id}: wanted {want} spans, found {len(found)}")
 
 
+def logs_of(col: CollectorProc, trace_id: str, want: int, timeout: float = 15) -> list[Any]:
+    """Poll until at least ``want`` log records of the trace are stored (they are batched)."""
+    deadline = time.monotonic() + timeout
+    found: list[Any] = []
+    while time.monotonic() < deadline:
+        resp = httpx.get(
+            f"{col.query_url}/api/narrows/logs", params={"traceId": trace_id}, timeout=5
+        )
+        if resp.status_code == 200:
+            found = resp.json()["logs"]
+            if len(found) >= want:
+                return found
+        time.sleep(0.2)
+    raise AssertionError(f"logs of {trace_id}: wanted {want}, found {found}")
+
+
 def traceparent(i: int, prefix: str = "ab") -> tuple[str, str]:
     """A fresh sampled W3C trace id per request, so each request's trace can be fetched."""
     trace_id = f"{prefix}{i:030x}"

@@ -5,12 +5,11 @@ collector unmasked — checked in what the real collector stored, spans and logs
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
-from tests.integration.instrumentation.conftest import AppStarter, get_trace, traceparent
+from tests.integration.instrumentation.conftest import AppStarter, get_trace, logs_of, traceparent
 from tests.support.stack import CollectorProc
 
 pytestmark = pytest.mark.integration
@@ -21,18 +20,6 @@ SECRETS = {
     "proxy-authorization": "Basic U0VDUkVULVBST1hZ",
 }
 QUERY = "token=SECRET-QUERY-TOKEN&password=SECRET-QUERY-PASSWORD&api_key=SECRET-QUERY-KEY&page=1"
-
-
-def _logs(col: CollectorProc, trace_id: str, want: int) -> list[dict[str, object]]:
-    deadline = time.monotonic() + 15
-    found: list[dict[str, object]] = []
-    while time.monotonic() < deadline:
-        resp = httpx.get(f"{col.query_url}/api/narrows/logs", params={"traceId": trace_id})
-        found = resp.json()["logs"]
-        if len(found) >= want:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"wanted {want} log records for {trace_id}, found {len(found)}")
 
 
 def test_no_secret_reaches_the_collector_from_headers_queries_logs_or_calls(
@@ -62,7 +49,7 @@ def test_no_secret_reaches_the_collector_from_headers_queries_logs_or_calls(
 
     careless = get_trace(collector, careless_id, want=1)
     proxied = get_trace(collector, proxy_id, want=3)  # server, client, the nested server
-    logs = _logs(collector, careless_id, want=2)  # the careless line and the access line
+    logs = logs_of(collector, careless_id, want=2)  # the careless line and the access line
     stored = json.dumps([careless, proxied, logs])
     leaked = [s for s in ("SECRET-", "hunter2", "U0VDUkVU") if s in stored]
     assert leaked == [], stored[:3000]

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import httpx
 import pytest
 
-from tests.integration.instrumentation.conftest import AppStarter, attrs, get_trace, traceparent
+from tests.integration.instrumentation.conftest import (
+    AppStarter,
+    attrs,
+    get_trace,
+    logs_of,
+    traceparent,
+)
 from tests.support.stack import CollectorProc
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def logs_of(col: CollectorProc, trace_id: str, want: int, timeout: float = 15) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    found: list[Any] = []
-    while time.monotonic() < deadline:
-        resp = httpx.get(
-            f"{col.query_url}/api/narrows/logs", params={"traceId": trace_id}, timeout=5
-        )
-        if resp.status_code == 200:
-            found = resp.json()["logs"]
-            if len(found) >= want:
-                return found
-        time.sleep(0.2)
-    raise AssertionError(f"logs of {trace_id}: wanted {want}, found {found}")
 
 
 def test_log_records_arrive_as_otlp_logs_with_the_request_trace_and_redacted(
