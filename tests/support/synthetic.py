@@ -170,7 +170,22 @@ class _Sim:
         error: bool = False,
         events: list[dict[str, Any]] | None = None,
     ) -> str:
-        sid = self.new_id()
+        """A new span under ``parent``; returns its id."""
+        return self.add(self.new_id(), parent, name, kind, start, end, attrs, error, events)
+
+    def add(
+        self,
+        sid: str,
+        parent: str,
+        name: str,
+        kind: int,
+        start: int,
+        end: int,
+        attrs: dict[str, Any],
+        error: bool = False,
+        events: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """The span with id ``sid`` (the micro builder overrides this to add its process)."""
         self.spans.append(
             Span(
                 self.trace_id,

@@ -119,19 +119,6 @@ class _MicroSim(_Sim):
         )
         return sid
 
-    def span(
-        self,
-        parent: str,
-        name: str,
-        kind: int,
-        start: int,
-        end: int,
-        attrs: dict[str, Any],
-        error: bool = False,
-        events: list[dict[str, Any]] | None = None,
-    ) -> str:
-        return self.add(self.new_id(), parent, name, kind, start, end, attrs, error, events)
-
     def net(self) -> int:
         return self.lognorm_ms(0.2, 0.3)
 
