@@ -214,22 +214,26 @@ def loop_busy_share(
     typical: Sequence[Profile], red: pd.DataFrame | None
 ) -> tuple[float, dict[str, float]]:
     """How much of the time the loop runs handlers' own code: Σ over routes of its rate
-    (RED) × the 10th percentile of its server span's own time (the floor: the CPU every
-    request spends, not the waits a busy loop adds). 1.0 means the loop never rests."""
+    (RED) × the floor of its server span's own time (the ``CPU_QUANTILE`` — the CPU every
+    request spends, not the waits a busy loop adds — since the onset, as in
+    ``_own_time_floors``: a burn that began partway through the window counts at its
+    level, not diluted by the requests before it). 1.0 means the loop never rests."""
     if red is None or red.empty:
         return 0.0, {}
     stamps = red["ts"].sort_values().unique()
     step = (stamps[1] - stamps[0]) / np.timedelta64(1, "s") if len(stamps) > 1 else 60.0
     window_s = (stamps[-1] - stamps[0]) / np.timedelta64(1, "s") + step
     rates = red.groupby("route")["requests"].sum() / window_s
-    own: dict[str, list[float]] = {}
+    own: dict[str, list[tuple[int, float]]] = {}
     for p in typical:
         if p.entry is not None:
-            own.setdefault(p.route, []).append(p.self_ms.get(p.entry.span_id, 0.0))
+            own.setdefault(p.route, []).append(
+                (p.entry.start_ns, p.self_ms.get(p.entry.span_id, 0.0))
+            )
     share = {
-        r: float(rates[r]) * float(np.quantile(v, CPU_QUANTILE)) / 1000.0
-        for r, v in own.items()
-        if r in rates.index and len(v) >= MIN_SAMPLES
+        r: float(rates[r]) * _onset_floor([v for _, v in sorted(rows)]) / 1000.0
+        for r, rows in own.items()
+        if r in rates.index and len(rows) >= MIN_SAMPLES
     }
     return sum(share.values()), share
 
@@ -398,18 +402,23 @@ def _own_time_floors(typical: Sequence[Profile]) -> dict[str, float]:
     for p in typical:
         if p.entry is not None:
             own.setdefault(p.route, []).append((p.entry.start_ns, longest_own_ms(p)))
-    floors: dict[str, float] = {}
-    for route, rows in own.items():
-        if len(rows) < MIN_SAMPLES:
-            continue
-        blocks = np.array([b for _, b in sorted(rows)])
-        shortest = max(MIN_SAMPLES, math.ceil(len(blocks) * ONSET_MIN_SHARE))
-        step = max(1, len(blocks) // 60)  # ~60 onsets tried: enough, and linear in practice
-        floors[route] = max(
-            float(np.quantile(blocks[i:], CPU_QUANTILE))
-            for i in range(0, len(blocks) - shortest + 1, step)
-        )
-    return floors
+    return {
+        route: _onset_floor([b for _, b in sorted(rows)])
+        for route, rows in own.items()
+        if len(rows) >= MIN_SAMPLES
+    }
+
+
+def _onset_floor(values: Sequence[float]) -> float:
+    """The highest ``CPU_QUANTILE`` of ``values`` (in time order, at least ``MIN_SAMPLES``)
+    over their latest part, from any point that leaves at least ``ONSET_MIN_SHARE``."""
+    blocks = np.asarray(values, dtype=float)
+    shortest = max(MIN_SAMPLES, math.ceil(len(blocks) * ONSET_MIN_SHARE))
+    step = max(1, len(blocks) // 60)  # ~60 onsets tried: enough, and linear in practice
+    return max(
+        float(np.quantile(blocks[i:], CPU_QUANTILE))
+        for i in range(0, len(blocks) - shortest + 1, step)
+    )
 
 
 def _cpu_bound_route(floors: dict[str, float]) -> tuple[str, float]:

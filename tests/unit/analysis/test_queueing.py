@@ -12,6 +12,7 @@ from dashboard.analysis.queueing import (
     detect_event_loop_blocking,
     detect_pool_contention,
     longest_own_ms,
+    loop_busy_share,
     loop_time_ms,
     pool_table,
 )
@@ -152,6 +153,19 @@ def test_a_route_that_began_burning_cpu_within_the_window_is_still_the_culprit()
     assert found.is_alarm
     assert found.subject["http.route"] == "/search"
     assert found.evidence.aggregate["culprit_own_ms"] >= 8.0
+
+
+def test_the_loop_busy_share_counts_a_burn_that_began_within_the_window_at_its_level() -> None:
+    """GET /search holds 24 ms of own time per request from request 15 of 40 on (1.5 ms
+    before): at 10 req/s that is 24 % of the loop, not the 1.5 % of a healthy request
+    that the whole window's low quantile would give."""
+    typical, _ = _burning_since(onset=15)
+    stamps = pd.date_range("2026-11-26", periods=10, freq="1s")
+    red = pd.DataFrame([{"ts": t, "route": r, "requests": 10} for t in stamps for r in ROUTES])
+    busy, by_route = loop_busy_share(typical, red)
+    assert by_route["GET /search"] == pytest.approx(10 * 24.0 / 1000)
+    assert by_route["GET /items/{id}"] == pytest.approx(10 * 1.5 / 1000)
+    assert busy == pytest.approx(sum(by_route.values()))
 
 
 def test_blocks_only_in_the_last_fifth_of_the_window_name_no_culprit() -> None:
